@@ -1,0 +1,23 @@
+/**
+ * Time as integer milliseconds since the Unix epoch, and its RFC 3339 form.
+ * The pure modules (core, policy) never call these: the daemon passes `now` in.
+ */
+#ifndef SO_COMMON_CLOCK_H
+#define SO_COMMON_CLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/** Wall-clock time in milliseconds since the epoch. */
+int64_t so_clock_now_ms(void);
+/** Monotonic time in milliseconds (for intervals only). */
+int64_t so_clock_mono_ms(void);
+/** Format `ms` as "YYYY-MM-DDTHH:MM:SS.mmmZ" into `out` (at least 25 bytes). */
+void so_clock_format(int64_t ms, char *out, size_t outlen);
+/**
+ * Parse a duration: an integer (seconds) or an integer followed by s, m, h or d.
+ * Stores seconds in `*secs`. Returns SO_OK or SO_EINVAL.
+ */
+int so_clock_parse_duration(const char *s, int64_t *secs);
+
+#endif
