@@ -1,0 +1,94 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "audit/audit.h"
+#include "common/error.h"
+#include "common/json.h"
+
+int
+so_audit_hash(const char prev_hash[65], const json_t *event, char out[65])
+{
+	unsigned char prev[32], md[32];
+	if (sodium_hex2bin(prev, sizeof(prev), prev_hash, 64, NULL, NULL, NULL) != 0)
+		return SO_EINVAL;
+	char *canon = so_json_canonical_str(event);
+	if (!canon)
+		return SO_ENOMEM;
+	crypto_hash_sha256_state st;
+	crypto_hash_sha256_init(&st);
+	crypto_hash_sha256_update(&st, prev, sizeof(prev));
+	crypto_hash_sha256_update(&st, (const unsigned char *)canon, strlen(canon));
+	crypto_hash_sha256_final(&st, md);
+	free(canon);
+	sodium_bin2hex(out, 65, md, sizeof(md));
+	return SO_OK;
+}
+
+static json_t *
+str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+int
+so_audit_append(so_store_t *s, const char *type, const char *request_id, const char *actor,
+                json_t *data, int64_t now)
+{
+	so_audit_row_t row = {.at = now, .type = type, .request_id = request_id, .actor = actor};
+	char *data_text = NULL;
+	json_t *ev = NULL;
+	int64_t head;
+	int rc;
+
+	if (!data)
+		data = json_object();
+	if ((rc = s->ops->audit_head(s, &head, row.prev_hash)))
+		goto out;
+	row.seq = head + 1;
+	ev = json_pack("{s:I, s:I, s:s, s:o, s:o, s:O}", "seq", (json_int_t)row.seq, "at",
+	               (json_int_t)now, "type", type, "request_id", str_or_null(request_id),
+	               "actor", str_or_null(actor), "data", data);
+	if (!ev || !(data_text = so_json_canonical_str(data))) {
+		rc = SO_ENOMEM;
+		goto out;
+	}
+	if ((rc = so_audit_hash(row.prev_hash, ev, row.hash)))
+		goto out;
+	row.data = data_text;
+	rc = s->ops->audit_insert(s, &row);
+out:
+	free(data_text);
+	json_decref(ev);
+	json_decref(data);
+	return rc;
+}
+
+int
+so_audit_verify_events(const json_t *events, int64_t *seq, char prev[65], int64_t *bad)
+{
+	size_t i;
+	json_t *ev;
+	json_array_foreach(events, i, ev) {
+		int64_t s = (int64_t)json_integer_value(json_object_get(ev, "seq"));
+		const char *p = json_string_value(json_object_get(ev, "prev_hash"));
+		const char *h = json_string_value(json_object_get(ev, "hash"));
+		char want[65];
+		json_t *body = json_deep_copy(ev);
+		if (!body)
+			return SO_ENOMEM;
+		json_object_del(body, "prev_hash");
+		json_object_del(body, "hash");
+		int ok = s == *seq + 1 && p && h && strcmp(p, prev) == 0 &&
+		         so_audit_hash(prev, body, want) == SO_OK && strcmp(want, h) == 0;
+		json_decref(body);
+		if (!ok) {
+			*bad = *seq + 1;
+			return SO_EINVAL;
+		}
+		*seq = s;
+		memcpy(prev, h, 65);
+	}
+	return SO_OK;
+}

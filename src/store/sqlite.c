@@ -1,0 +1,666 @@
+/*
+ * The SQLite backend: WAL, synchronous=FULL (an acknowledged change survives kill -9 and
+ * power loss), a busy timeout, prepared statements kept per connection, and versioned
+ * migrations applied at open under an exclusive lock.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "common/error.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "store/store.h"
+
+#define BUSY_TIMEOUT_MS 10000
+
+enum stmt_id {
+	ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK_TO,
+	ST_REQ_INSERT, ST_REQ_UPDATE, ST_REQ_GET, ST_REV_INSERT, ST_REV_LIST, ST_REQ_IDEM,
+	ST_REQ_DUE, ST_REQ_COUNTS, ST_AUDIT_HEAD, ST_AUDIT_INSERT, ST_AUDIT_LIST, ST_TOKEN_INSERT,
+	ST_TOKEN_LOOKUP, ST_TOKEN_COUNT, ST__COUNT
+};
+
+static const char *const stmt_sql[ST__COUNT] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_SAVEPOINT] = "SAVEPOINT job",
+	[ST_RELEASE] = "RELEASE job",
+	[ST_ROLLBACK_TO] = "ROLLBACK TO job",
+	[ST_REQ_INSERT] = "INSERT INTO requests(id, requester, on_behalf_of, owner, status, "
+	                  "created_at, expires_at, grant_expires_at, idempotency_key, doc) "
+	                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	[ST_REQ_UPDATE] = "UPDATE requests SET status = ?2, expires_at = ?3, grant_expires_at = ?4, "
+	                  "doc = ?5 WHERE id = ?1",
+	[ST_REQ_GET] = "SELECT doc FROM requests WHERE id = ?1",
+	[ST_REV_INSERT] = "INSERT INTO reviews(request_id, reviewer, decision, channel, comment, at) "
+	                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_REV_LIST] = "SELECT reviewer, decision, channel, comment, at FROM reviews "
+	                "WHERE request_id = ?1 ORDER BY at, rowid",
+	[ST_REQ_IDEM] = "SELECT id FROM requests WHERE requester = ?1 AND idempotency_key = ?2",
+	[ST_REQ_DUE] = "SELECT id FROM requests WHERE (status = 'pending' AND expires_at <= ?1) "
+	               "OR (status = 'approved' AND grant_expires_at <= ?1) LIMIT ?2",
+	[ST_REQ_COUNTS] = "SELECT status, count(*) FROM requests GROUP BY status",
+	[ST_AUDIT_HEAD] = "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
+	[ST_AUDIT_INSERT] = "INSERT INTO audit_events(seq, at, type, request_id, actor, data, "
+	                    "prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[ST_AUDIT_LIST] = "SELECT seq, at, type, request_id, actor, data, prev_hash, hash "
+	                  "FROM audit_events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+	[ST_TOKEN_INSERT] = "INSERT INTO tokens(token_sha256, principal, created_at) VALUES (?1, ?2, ?3)",
+	[ST_TOKEN_LOOKUP] = "SELECT principal FROM tokens WHERE token_sha256 = ?1 AND revoked_at IS NULL",
+	[ST_TOKEN_COUNT] = "SELECT count(*) FROM tokens",
+};
+
+/* Each migration moves the schema from version i to i + 1. Never edit one that shipped. */
+static const char *const migrations[] = {
+	"CREATE TABLE requests ("
+	"  id TEXT PRIMARY KEY,"
+	"  requester TEXT NOT NULL,"
+	"  on_behalf_of TEXT,"
+	"  owner TEXT,"
+	"  status TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  expires_at INTEGER NOT NULL,"
+	"  grant_expires_at INTEGER,"
+	"  idempotency_key TEXT,"
+	"  doc TEXT NOT NULL);"
+	"CREATE UNIQUE INDEX requests_idem ON requests(requester, idempotency_key)"
+	"  WHERE idempotency_key IS NOT NULL;"
+	"CREATE INDEX requests_created ON requests(created_at DESC, id DESC);"
+	"CREATE INDEX requests_status ON requests(status, expires_at);"
+	"CREATE TABLE reviews ("
+	"  request_id TEXT NOT NULL REFERENCES requests(id),"
+	"  reviewer TEXT NOT NULL,"
+	"  decision TEXT NOT NULL CHECK (decision IN ('approve', 'deny')),"
+	"  channel TEXT NOT NULL,"
+	"  comment TEXT NOT NULL,"
+	"  at INTEGER NOT NULL,"
+	"  PRIMARY KEY (request_id, reviewer));"
+	"CREATE TABLE audit_events ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  at INTEGER NOT NULL,"
+	"  type TEXT NOT NULL,"
+	"  request_id TEXT,"
+	"  actor TEXT,"
+	"  data TEXT NOT NULL,"
+	"  prev_hash TEXT NOT NULL,"
+	"  hash TEXT NOT NULL);"
+	"CREATE INDEX audit_request ON audit_events(request_id);"
+	"CREATE TABLE tokens ("
+	"  token_sha256 TEXT PRIMARY KEY,"
+	"  principal TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  revoked_at INTEGER);",
+};
+
+typedef struct sqlite_store {
+	so_store_t base;
+	sqlite3 *db;
+	sqlite3_stmt *stmt[ST__COUNT];
+} sqlite_store_t;
+
+static sqlite_store_t *
+S(so_store_t *s)
+{
+	return (sqlite_store_t *)s;
+}
+
+static sqlite3_stmt *
+prep(sqlite_store_t *s, enum stmt_id id)
+{
+	if (!s->stmt[id] &&
+	    sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[id], NULL)
+	        != SQLITE_OK) {
+		so_error("sqlite: prepare failed: %s", sqlite3_errmsg(s->db));
+		return NULL;
+	}
+	sqlite3_reset(s->stmt[id]);
+	sqlite3_clear_bindings(s->stmt[id]);
+	return s->stmt[id];
+}
+
+static int
+step_done(sqlite_store_t *s, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		so_error("sqlite: %s", sqlite3_errmsg(s->db));
+		return rc == SQLITE_CONSTRAINT ? SO_ECONFLICT : SO_ESTORE;
+	}
+	return SO_OK;
+}
+
+static int
+exec_simple(so_store_t *st, enum stmt_id id)
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, id);
+	return p ? step_done(s, p) : SO_ESTORE;
+}
+
+static int sq_begin(so_store_t *s) { return exec_simple(s, ST_BEGIN); }
+static int sq_commit(so_store_t *s) { return exec_simple(s, ST_COMMIT); }
+static int sq_rollback(so_store_t *s) { return exec_simple(s, ST_ROLLBACK); }
+static int sq_savepoint(so_store_t *s) { return exec_simple(s, ST_SAVEPOINT); }
+static int sq_release(so_store_t *s) { return exec_simple(s, ST_RELEASE); }
+static int sq_rollback_to(so_store_t *s)
+{
+	int rc = exec_simple(s, ST_ROLLBACK_TO);
+	return rc ? rc : exec_simple(s, ST_RELEASE);
+}
+
+static void
+bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static int
+insert_reviews(sqlite_store_t *s, const so_request_t *r, size_t first)
+{
+	for (size_t i = first; i < r->nreviews; i++) {
+		const so_review_t *rv = &r->reviews[i];
+		sqlite3_stmt *st = prep(s, ST_REV_INSERT);
+		if (!st)
+			return SO_ESTORE;
+		sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, rv->reviewer, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, rv->verdict == SO_APPROVE ? "approve" : "deny", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, rv->channel, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, rv->comment, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, rv->at);
+		int rc = step_done(s, st);
+		if (rc)
+			return rc;
+	}
+	return SO_OK;
+}
+
+static int
+sq_request_insert(so_store_t *st, const so_request_t *r)
+{
+	sqlite_store_t *s = S(st);
+	json_t *doc = so_request_to_doc(r);
+	char *text = doc ? so_json_canonical_str(doc) : NULL;
+	json_decref(doc);
+	if (!text)
+		return SO_ENOMEM;
+	sqlite3_stmt *p = prep(s, ST_REQ_INSERT);
+	int rc = SO_ESTORE;
+	if (p) {
+		sqlite3_bind_text(p, 1, r->id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(p, 2, r->requester, -1, SQLITE_STATIC);
+		bind_text_or_null(p, 3, r->on_behalf_of);
+		bind_text_or_null(p, 4, r->owner);
+		sqlite3_bind_text(p, 5, so_status_name(r->status), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(p, 6, r->created_at);
+		sqlite3_bind_int64(p, 7, r->expires_at);
+		sqlite3_bind_int64(p, 8, r->grant_expires_at);
+		bind_text_or_null(p, 9, r->idempotency_key);
+		sqlite3_bind_text(p, 10, text, -1, SQLITE_STATIC);
+		rc = step_done(s, p);
+	}
+	free(text);
+	return rc ? rc : insert_reviews(s, r, 0);
+}
+
+static int
+sq_request_update(so_store_t *st, const so_request_t *r, size_t first_new_review)
+{
+	sqlite_store_t *s = S(st);
+	json_t *doc = so_request_to_doc(r);
+	char *text = doc ? so_json_canonical_str(doc) : NULL;
+	json_decref(doc);
+	if (!text)
+		return SO_ENOMEM;
+	sqlite3_stmt *p = prep(s, ST_REQ_UPDATE);
+	int rc = SO_ESTORE;
+	if (p) {
+		sqlite3_bind_text(p, 1, r->id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(p, 2, so_status_name(r->status), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(p, 3, r->expires_at);
+		sqlite3_bind_int64(p, 4, r->grant_expires_at);
+		sqlite3_bind_text(p, 5, text, -1, SQLITE_STATIC);
+		rc = step_done(s, p);
+		if (rc == SO_OK && sqlite3_changes(s->db) != 1)
+			rc = SO_ENOTFOUND;
+	}
+	free(text);
+	return rc ? rc : insert_reviews(s, r, first_new_review);
+}
+
+static int
+load_reviews(sqlite_store_t *s, so_request_t *r)
+{
+	sqlite3_stmt *p = prep(s, ST_REV_LIST);
+	if (!p)
+		return SO_ESTORE;
+	sqlite3_bind_text(p, 1, r->id, -1, SQLITE_STATIC);
+	int rc, ret = SO_OK;
+	while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
+		const char *decision = (const char *)sqlite3_column_text(p, 1);
+		ret = so_request_add_review(r, (const char *)sqlite3_column_text(p, 0),
+		                            decision && !strcmp(decision, "approve") ? SO_APPROVE : SO_DENY,
+		                            (const char *)sqlite3_column_text(p, 2),
+		                            (const char *)sqlite3_column_text(p, 3),
+		                            sqlite3_column_int64(p, 4));
+		if (ret)
+			break;
+	}
+	if (!ret && rc != SQLITE_DONE)
+		ret = SO_ESTORE;
+	sqlite3_reset(p);
+	return ret;
+}
+
+static int
+request_from_text(sqlite_store_t *s, const char *text, int len, so_request_t **out)
+{
+	json_error_t jerr;
+	json_t *doc = json_loadb(text, (size_t)len, 0, &jerr);
+	if (!doc) {
+		so_error("sqlite: a stored request does not parse: %s", jerr.text);
+		return SO_ESTORE;
+	}
+	int rc = so_request_from_doc(doc, out);
+	json_decref(doc);
+	if (rc) {
+		so_error("sqlite: a stored request is malformed");
+		return SO_ESTORE;
+	}
+	if ((rc = load_reviews(s, *out))) {
+		so_request_free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+static int
+sq_request_get(so_store_t *st, const char *id, so_request_t **out)
+{
+	sqlite_store_t *s = S(st);
+	*out = NULL;
+	sqlite3_stmt *p = prep(s, ST_REQ_GET);
+	if (!p)
+		return SO_ESTORE;
+	sqlite3_bind_text(p, 1, id, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(p);
+	int ret;
+	if (rc == SQLITE_ROW) {
+		/* Copy out before reset: the column text dies with the step. */
+		int len = sqlite3_column_bytes(p, 0);
+		char *text = malloc((size_t)len + 1);
+		if (!text) {
+			sqlite3_reset(p);
+			return SO_ENOMEM;
+		}
+		memcpy(text, sqlite3_column_text(p, 0), (size_t)len);
+		text[len] = '\0';
+		sqlite3_reset(p);
+		ret = request_from_text(s, text, len, out);
+		free(text);
+		return ret;
+	}
+	ret = rc == SQLITE_DONE ? SO_ENOTFOUND : SO_ESTORE;
+	sqlite3_reset(p);
+	return ret;
+}
+
+static int
+sq_request_find_idem(so_store_t *st, const char *requester, const char *key,
+                     char id[SO_ID_LEN + 1])
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, ST_REQ_IDEM);
+	if (!p)
+		return SO_ESTORE;
+	sqlite3_bind_text(p, 1, requester, -1, SQLITE_STATIC);
+	sqlite3_bind_text(p, 2, key, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(p), ret = SO_ENOTFOUND;
+	if (rc == SQLITE_ROW) {
+		snprintf(id, SO_ID_LEN + 1, "%s", (const char *)sqlite3_column_text(p, 0));
+		ret = SO_OK;
+	} else if (rc != SQLITE_DONE) {
+		ret = SO_ESTORE;
+	}
+	sqlite3_reset(p);
+	return ret;
+}
+
+static int
+sq_request_list(so_store_t *st, const so_store_query_t *q, so_request_t ***out, size_t *n)
+{
+	sqlite_store_t *s = S(st);
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+	         "SELECT doc FROM requests WHERE 1 %s %s ORDER BY created_at DESC, id DESC LIMIT ?3",
+	         q->has_status ? "AND status = ?1" : "",
+	         q->before_created ? "AND (created_at < ?2 OR (created_at = ?2 AND id < ?4))" : "");
+	sqlite3_stmt *p = NULL;
+	*out = NULL;
+	*n = 0;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &p, NULL) != SQLITE_OK)
+		return SO_ESTORE;
+	if (q->has_status)
+		sqlite3_bind_text(p, 1, so_status_name(q->status), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(p, 2, q->before_created);
+	sqlite3_bind_int64(p, 3, (sqlite3_int64)q->limit);
+	sqlite3_bind_text(p, 4, q->before_id ? q->before_id : "", -1, SQLITE_STATIC);
+	so_request_t **items = calloc(q->limit ? q->limit : 1, sizeof(*items));
+	int rc, ret = items ? SO_OK : SO_ENOMEM;
+	size_t count = 0;
+	while (!ret && (rc = sqlite3_step(p)) == SQLITE_ROW && count < q->limit) {
+		json_error_t jerr;
+		json_t *doc = json_loadb((const char *)sqlite3_column_text(p, 0),
+		                         (size_t)sqlite3_column_bytes(p, 0), 0, &jerr);
+		if (!doc || so_request_from_doc(doc, &items[count])) {
+			ret = SO_ESTORE;
+		} else {
+			count++;
+		}
+		json_decref(doc);
+	}
+	sqlite3_finalize(p);
+	for (size_t i = 0; !ret && i < count; i++)
+		ret = load_reviews(s, items[i]);
+	if (ret) {
+		for (size_t i = 0; i < count; i++)
+			so_request_free(items[i]);
+		free(items);
+		return ret;
+	}
+	*out = items;
+	*n = count;
+	return SO_OK;
+}
+
+static int
+sq_request_due(so_store_t *st, int64_t now, size_t max, char (**ids)[SO_ID_LEN + 1], size_t *n)
+{
+	sqlite_store_t *s = S(st);
+	*ids = NULL;
+	*n = 0;
+	sqlite3_stmt *p = prep(s, ST_REQ_DUE);
+	if (!p)
+		return SO_ESTORE;
+	char(*list)[SO_ID_LEN + 1] = calloc(max ? max : 1, sizeof(*list));
+	if (!list)
+		return SO_ENOMEM;
+	sqlite3_bind_int64(p, 1, now);
+	sqlite3_bind_int64(p, 2, (sqlite3_int64)max);
+	int rc;
+	size_t count = 0;
+	while ((rc = sqlite3_step(p)) == SQLITE_ROW && count < max)
+		snprintf(list[count++], SO_ID_LEN + 1, "%s", (const char *)sqlite3_column_text(p, 0));
+	sqlite3_reset(p);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		free(list);
+		return SO_ESTORE;
+	}
+	*ids = list;
+	*n = count;
+	return SO_OK;
+}
+
+static int
+sq_request_counts(so_store_t *st, int64_t counts[SO_ST__COUNT])
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, ST_REQ_COUNTS);
+	if (!p)
+		return SO_ESTORE;
+	memset(counts, 0, sizeof(int64_t) * SO_ST__COUNT);
+	int rc;
+	while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
+		enum so_status status;
+		if (so_status_parse((const char *)sqlite3_column_text(p, 0), &status) == SO_OK)
+			counts[status] = sqlite3_column_int64(p, 1);
+	}
+	sqlite3_reset(p);
+	return rc == SQLITE_DONE ? SO_OK : SO_ESTORE;
+}
+
+static int
+sq_audit_head(so_store_t *st, int64_t *seq, char hash[65])
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, ST_AUDIT_HEAD);
+	if (!p)
+		return SO_ESTORE;
+	int rc = sqlite3_step(p), ret = SO_OK;
+	if (rc == SQLITE_ROW) {
+		*seq = sqlite3_column_int64(p, 0);
+		snprintf(hash, 65, "%s", (const char *)sqlite3_column_text(p, 1));
+	} else if (rc == SQLITE_DONE) {
+		*seq = 0;
+		memset(hash, '0', 64);
+		hash[64] = '\0';
+	} else {
+		ret = SO_ESTORE;
+	}
+	sqlite3_reset(p);
+	return ret;
+}
+
+static int
+sq_audit_insert(so_store_t *st, const so_audit_row_t *row)
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, ST_AUDIT_INSERT);
+	if (!p)
+		return SO_ESTORE;
+	sqlite3_bind_int64(p, 1, row->seq);
+	sqlite3_bind_int64(p, 2, row->at);
+	sqlite3_bind_text(p, 3, row->type, -1, SQLITE_STATIC);
+	bind_text_or_null(p, 4, row->request_id);
+	bind_text_or_null(p, 5, row->actor);
+	sqlite3_bind_text(p, 6, row->data, -1, SQLITE_STATIC);
+	sqlite3_bind_text(p, 7, row->prev_hash, -1, SQLITE_STATIC);
+	sqlite3_bind_text(p, 8, row->hash, -1, SQLITE_STATIC);
+	return step_done(s, p);
+}
+
+static int
+sq_audit_list(so_store_t *st, int64_t after, size_t limit, json_t **events)
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, ST_AUDIT_LIST);
+	*events = NULL;
+	if (!p)
+		return SO_ESTORE;
+	json_t *list = json_array();
+	if (!list)
+		return SO_ENOMEM;
+	sqlite3_bind_int64(p, 1, after);
+	sqlite3_bind_int64(p, 2, (sqlite3_int64)limit);
+	int rc;
+	while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
+		json_error_t jerr;
+		json_t *data = json_loadb((const char *)sqlite3_column_text(p, 5),
+		                          (size_t)sqlite3_column_bytes(p, 5), JSON_DECODE_ANY, &jerr);
+		const char *rid = (const char *)sqlite3_column_text(p, 3);
+		const char *actor = (const char *)sqlite3_column_text(p, 4);
+		json_t *ev = json_pack("{s:I, s:I, s:s, s:o, s:o, s:o, s:s, s:s}", "seq",
+		                       (json_int_t)sqlite3_column_int64(p, 0), "at",
+		                       (json_int_t)sqlite3_column_int64(p, 1), "type",
+		                       (const char *)sqlite3_column_text(p, 2), "request_id",
+		                       rid ? json_string(rid) : json_null(), "actor",
+		                       actor ? json_string(actor) : json_null(), "data",
+		                       data ? data : json_null(), "prev_hash",
+		                       (const char *)sqlite3_column_text(p, 6), "hash",
+		                       (const char *)sqlite3_column_text(p, 7));
+		if (!ev || json_array_append_new(list, ev)) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	}
+	sqlite3_reset(p);
+	if (rc != SQLITE_DONE) {
+		json_decref(list);
+		return SO_ESTORE;
+	}
+	*events = list;
+	return SO_OK;
+}
+
+static int
+sq_token_insert(so_store_t *st, const char *sha256_hex, const char *principal, int64_t now)
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, ST_TOKEN_INSERT);
+	if (!p)
+		return SO_ESTORE;
+	sqlite3_bind_text(p, 1, sha256_hex, -1, SQLITE_STATIC);
+	sqlite3_bind_text(p, 2, principal, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(p, 3, now);
+	return step_done(s, p);
+}
+
+static int
+sq_token_lookup(so_store_t *st, const char *sha256_hex, char *principal, size_t len)
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, ST_TOKEN_LOOKUP);
+	if (!p)
+		return SO_ESTORE;
+	sqlite3_bind_text(p, 1, sha256_hex, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(p), ret = SO_ENOTFOUND;
+	if (rc == SQLITE_ROW) {
+		snprintf(principal, len, "%s", (const char *)sqlite3_column_text(p, 0));
+		ret = SO_OK;
+	} else if (rc != SQLITE_DONE) {
+		ret = SO_ESTORE;
+	}
+	sqlite3_reset(p);
+	return ret;
+}
+
+static int
+sq_token_count(so_store_t *st, int64_t *n)
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, ST_TOKEN_COUNT);
+	if (!p)
+		return SO_ESTORE;
+	int rc = sqlite3_step(p);
+	*n = rc == SQLITE_ROW ? sqlite3_column_int64(p, 0) : 0;
+	sqlite3_reset(p);
+	return rc == SQLITE_ROW ? SO_OK : SO_ESTORE;
+}
+
+static void
+sq_close(so_store_t *st)
+{
+	sqlite_store_t *s = S(st);
+	for (int i = 0; i < ST__COUNT; i++)
+		sqlite3_finalize(s->stmt[i]);
+	sqlite3_close(s->db);
+	free(s);
+}
+
+static int
+exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
+		sqlite3_free(msg);
+		return SO_ESTORE;
+	}
+	return SO_OK;
+}
+
+static int
+migrate(sqlite3 *db, char *err, size_t errlen)
+{
+	const int latest = (int)(sizeof(migrations) / sizeof(migrations[0]));
+	int rc = exec_sql(db, "BEGIN EXCLUSIVE", err, errlen);
+	if (rc)
+		return rc;
+	sqlite3_stmt *p = NULL;
+	int version = 0;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &p, NULL) == SQLITE_OK &&
+	    sqlite3_step(p) == SQLITE_ROW)
+		version = sqlite3_column_int(p, 0);
+	sqlite3_finalize(p);
+	if (version > latest) {
+		snprintf(err, errlen, "database schema version %d is newer than this signoffd (%d)",
+		         version, latest);
+		exec_sql(db, "ROLLBACK", err + strlen(err), 0);
+		return SO_ESTORE;
+	}
+	for (int v = version; v < latest; v++) {
+		char pragma[64];
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", v + 1);
+		if ((rc = exec_sql(db, migrations[v], err, errlen)) ||
+		    (rc = exec_sql(db, pragma, err, errlen))) {
+			char ignore[8];
+			exec_sql(db, "ROLLBACK", ignore, sizeof(ignore));
+			return rc;
+		}
+		so_info("store: applied schema migration %d", v + 1);
+	}
+	return exec_sql(db, "COMMIT", err, errlen);
+}
+
+static int
+sq_open(const char *path, so_store_t **out, char *err, size_t errlen)
+{
+	sqlite_store_t *s = calloc(1, sizeof(*s));
+	int rc;
+	if (!s)
+		return SO_ENOMEM;
+	s->base.ops = &so_store_sqlite_ops;
+	if (sqlite3_open_v2(path, &s->db,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	                    NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open %s: %s", path,
+		         s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		rc = SO_ESTORE;
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	if ((rc = exec_sql(s->db,
+	                   "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
+	                   "PRAGMA foreign_keys = ON;",
+	                   err, errlen)) ||
+	    (rc = migrate(s->db, err, errlen)))
+		goto fail;
+	*out = &s->base;
+	return SO_OK;
+fail:
+	sq_close(&s->base);
+	return rc;
+}
+
+const so_store_ops_t so_store_sqlite_ops = {
+	.scheme = "sqlite",
+	.open = sq_open,
+	.close = sq_close,
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
+	.savepoint = sq_savepoint,
+	.release = sq_release,
+	.rollback_to = sq_rollback_to,
+	.request_insert = sq_request_insert,
+	.request_update = sq_request_update,
+	.request_get = sq_request_get,
+	.request_find_idem = sq_request_find_idem,
+	.request_list = sq_request_list,
+	.request_due = sq_request_due,
+	.request_counts = sq_request_counts,
+	.audit_head = sq_audit_head,
+	.audit_insert = sq_audit_insert,
+	.audit_list = sq_audit_list,
+	.token_insert = sq_token_insert,
+	.token_lookup = sq_token_lookup,
+	.token_count = sq_token_count,
+};

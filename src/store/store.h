@@ -1,0 +1,102 @@
+/**
+ * The store: durable requests, reviews, audit events and tokens behind one small vtable
+ * (OpenSMTPD's queue backends are the model). A backend is chosen by the URL's scheme:
+ * "sqlite:PATH" today, "postgresql://..." later. Adding one touches a new file and one row
+ * in the table in store.c.
+ *
+ * A so_store_t is one connection: use it from one thread at a time. Writes happen inside
+ * begin/commit; the group-commit writer (writer.h) runs many callers' changes in one
+ * transaction, each inside its own savepoint.
+ *
+ * Ownership: objects returned through `out` parameters belong to the caller.
+ */
+#ifndef SO_STORE_STORE_H
+#define SO_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "core/core.h"
+
+typedef struct so_store so_store_t;
+
+/** One audit event as stored. Strings borrowed from the caller on insert. */
+typedef struct so_audit_row {
+	int64_t seq;
+	int64_t at;
+	const char *type;
+	const char *request_id; /**< or NULL */
+	const char *actor;      /**< or NULL */
+	const char *data;       /**< canonical JSON */
+	char prev_hash[65];
+	char hash[65];
+} so_audit_row_t;
+
+/** Listing filter. */
+typedef struct so_store_query {
+	int has_status;
+	enum so_status status;
+	int64_t before_created; /**< cursor: only rows older than this (0 = none) */
+	const char *before_id;  /**< tie-break for the cursor */
+	size_t limit;
+} so_store_query_t;
+
+typedef struct so_store_ops {
+	const char *scheme;
+	int (*open)(const char *target, so_store_t **out, char *err, size_t errlen);
+	void (*close)(so_store_t *s);
+	int (*begin)(so_store_t *s);
+	int (*commit)(so_store_t *s);
+	int (*rollback)(so_store_t *s);
+	int (*savepoint)(so_store_t *s);
+	int (*release)(so_store_t *s);
+	int (*rollback_to)(so_store_t *s);
+
+	/** Insert a new request (with its doc) and its reviews. */
+	int (*request_insert)(so_store_t *s, const so_request_t *r);
+	/** Rewrite a request's doc and status; insert reviews with index >= `first_new_review`. */
+	int (*request_update)(so_store_t *s, const so_request_t *r, size_t first_new_review);
+	/** Load one request with its reviews; SO_ENOTFOUND when absent. */
+	int (*request_get)(so_store_t *s, const char *id, so_request_t **out);
+	/** The id of the request `requester` made with `key`, SO_ENOTFOUND when none. */
+	int (*request_find_idem)(so_store_t *s, const char *requester, const char *key,
+	                         char id[SO_ID_LEN + 1]);
+	/** Newest first; `*out` is a malloc'd array of requests (free each, then the array). */
+	int (*request_list)(so_store_t *s, const so_store_query_t *q, so_request_t ***out,
+	                    size_t *n);
+	/** Ids of requests whose time is up at `now` (pending or approved), at most `max`. */
+	int (*request_due)(so_store_t *s, int64_t now, size_t max, char (**ids)[SO_ID_LEN + 1],
+	                   size_t *n);
+	/** Count requests by status into counts[SO_ST__COUNT]. */
+	int (*request_counts)(so_store_t *s, int64_t counts[SO_ST__COUNT]);
+
+	/** Last event's seq and hash (0 and 64 zeros for an empty log). */
+	int (*audit_head)(so_store_t *s, int64_t *seq, char hash[65]);
+	int (*audit_insert)(so_store_t *s, const so_audit_row_t *row);
+	/** Events with seq > after, in order, at most `limit`, as a JSON array. */
+	int (*audit_list)(so_store_t *s, int64_t after, size_t limit, json_t **events);
+
+	int (*token_insert)(so_store_t *s, const char *sha256_hex, const char *principal, int64_t now);
+	/** The principal of a live token; SO_ENOTFOUND when unknown or revoked. */
+	int (*token_lookup)(so_store_t *s, const char *sha256_hex, char *principal, size_t len);
+	int (*token_count)(so_store_t *s, int64_t *n);
+} so_store_ops_t;
+
+/** The backends (each in its own file). */
+extern const so_store_ops_t so_store_sqlite_ops;
+
+/** Every backend's handle starts with this. */
+struct so_store {
+	const so_store_ops_t *ops;
+};
+
+/**
+ * Open a connection for `url` ("sqlite:var/signoff.db"). Creates the database and applies
+ * the schema migrations when needed. On failure writes a message to `err`.
+ */
+int so_store_open(const char *url, so_store_t **out, char *err, size_t errlen);
+void so_store_close(so_store_t *s);
+
+#endif
