@@ -1,0 +1,161 @@
+/**
+ * libsignoff: the C client of the signoff daemon (HTTP API v1, see docs/api.md).
+ *
+ * One so_client_t talks to one daemon with one token. It keeps one HTTP connection open
+ * between calls and is not thread-safe: use one client per thread.
+ *
+ * Every call returns SO_CLIENT_OK (0) or a negative SO_CLIENT_E* code, and fills the caller's
+ * so_client_error_t (when not NULL) with the HTTP status and the daemon's error code and
+ * message. Answers are jansson values: on success `*out` (when `out` is not NULL) holds a new
+ * reference that the caller releases with json_decref(); on failure `*out` is set to NULL.
+ * Pass `out` as NULL to discard the answer.
+ *
+ * Strings and JSON values passed in are borrowed for the duration of the call only.
+ *
+ * The client fails closed: an answer it cannot read (not JSON, over SO_CLIENT_MAX_RESPONSE,
+ * cut short) is an error, never a success.
+ */
+#ifndef SIGNOFF_CLIENT_H
+#define SIGNOFF_CLIENT_H
+
+#include <jansson.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Largest answer body the client reads; a longer one fails with SO_CLIENT_ETOOLARGE. */
+#define SO_CLIENT_MAX_RESPONSE (8u * 1024u * 1024u)
+
+/** Longest long-poll the client asks for in one call (the daemon may clamp it lower). */
+#define SO_CLIENT_MAX_WAIT 300
+
+/** Longest request id, daemon error code and message kept in so_client_error_t. */
+#define SO_CLIENT_CODE_MAX 64
+#define SO_CLIENT_MESSAGE_MAX 512
+
+/**
+ * Result codes. The small ones share their values with the daemon's internal codes
+ * (src/common/error.h); the client-only ones start at -100.
+ */
+enum so_client_status {
+	SO_CLIENT_OK = 0,
+	SO_CLIENT_ENOMEM = -1,         /**< out of memory */
+	SO_CLIENT_EINVAL = -2,         /**< bad argument (e.g. a malformed id or URL) */
+	SO_CLIENT_EPROTO = -3,         /**< the answer is not the JSON the API promises */
+	SO_CLIENT_ETOOLARGE = -6,      /**< the answer is over SO_CLIENT_MAX_RESPONSE */
+	SO_CLIENT_EUNREACHABLE = -101, /**< no answer: refused, unresolvable, timed out, reset */
+	SO_CLIENT_EHTTP = -102,        /**< the daemon answered with an error status; see the error */
+	SO_CLIENT_EABORTED = -103,     /**< the tick callback asked to stop the call */
+};
+
+/**
+ * What went wrong in the last call. Plain fixed-size storage: nothing to free.
+ * Filled on success too (`code` 0, `http_status` the answer's status, strings empty), so a
+ * caller can tell 201 (created) from 200 (an idempotent replay).
+ */
+typedef struct so_client_error {
+	int code;                                 /**< the call's return value */
+	long http_status;                         /**< 0 when the daemon never answered */
+	char error_code[SO_CLIENT_CODE_MAX];      /**< the body's error.code, e.g. "self_approval" */
+	char message[SO_CLIENT_MESSAGE_MAX];      /**< error.message, or what the transport said */
+} so_client_error_t;
+
+typedef struct so_client so_client_t;
+
+/** A review decision for so_client_review(). */
+typedef enum so_client_decision {
+	SO_CLIENT_APPROVE,
+	SO_CLIENT_DENY,
+} so_client_decision_t;
+
+/** What to submit. Zero the struct, then fill what you need; everything is borrowed. */
+typedef struct so_client_submit {
+	const json_t *action;        /**< required: object with at least "kind" */
+	const char *intent;          /**< why, in the agent's words; NULL to leave out */
+	const json_t *context;       /**< object shown to reviewers; NULL to leave out */
+	const char *on_behalf_of;    /**< human principal id; NULL to leave out */
+	long ttl_seconds;            /**< 1..86400; 0 for the policy's default */
+	const char *idempotency_key; /**< at most 200 bytes; NULL for none */
+} so_client_submit_t;
+
+/**
+ * Called about once a second while a call waits on the network (libcurl's progress
+ * callback). Return 0 to go on; non-zero aborts the call, which returns SO_CLIENT_EABORTED.
+ * Use it to react to a signal flag or to refresh a status line during a long-poll.
+ */
+typedef int (*so_client_tick_fn)(void *arg);
+
+/** A static English description of a SO_CLIENT_* code. */
+const char *so_client_strerror(int code);
+
+/** The library version, e.g. "0.1.0". Static storage. */
+const char *so_client_version(void);
+
+/**
+ * Create a client for the daemon at `url` (http:// or https://, no query) that authenticates
+ * with `token` (may be NULL for calls that need none, e.g. health checks). `timeout_ms` bounds
+ * each call, not counting the time a long-poll is asked to wait; 0 picks 30 seconds.
+ * The client copies `url` and `token`; the copy of the token is wiped on so_client_free().
+ * On success `*out` is owned by the caller (so_client_free()). Returns SO_CLIENT_OK,
+ * SO_CLIENT_EINVAL (bad URL or token) or SO_CLIENT_ENOMEM.
+ */
+int so_client_new(const char *url, const char *token, long timeout_ms, so_client_t **out);
+
+/** Release the client and wipe its token. NULL is a no-op. */
+void so_client_free(so_client_t *c);
+
+/** The base URL the client talks to (no trailing slash). Owned by the client. */
+const char *so_client_url(const so_client_t *c);
+
+/** Install (or with NULL remove) the tick callback; `arg` is borrowed until removed. */
+void so_client_set_tick(so_client_t *c, so_client_tick_fn fn, void *arg);
+
+/** POST /v1/requests. `*out` is the new request (201) or the first one (200, idempotent replay). */
+int so_client_submit(so_client_t *c, const so_client_submit_t *req, json_t **out,
+                     so_client_error_t *err);
+
+/**
+ * GET /v1/requests/{id}. With `wait_seconds` > 0 (at most SO_CLIENT_MAX_WAIT) the daemon holds
+ * the answer while the request is pending, up to that long; the answer may still be pending.
+ */
+int so_client_get(so_client_t *c, const char *id, int wait_seconds, json_t **out,
+                  so_client_error_t *err);
+
+/**
+ * GET /v1/requests. `status` filters (NULL for all), `limit` 1..200 (0 for the default),
+ * `cursor` continues a previous list (NULL to start). `*out` is {"requests": [...], "next"}.
+ */
+int so_client_list(so_client_t *c, const char *status, int limit, const char *cursor,
+                   json_t **out, so_client_error_t *err);
+
+/** POST /v1/requests/{id}/reviews. `comment` may be NULL. `*out` is the request after it. */
+int so_client_review(so_client_t *c, const char *id, so_client_decision_t decision,
+                     const char *comment, json_t **out, so_client_error_t *err);
+
+/** POST /v1/requests/{id}/cancel (requester only, while pending). `*out` is the request. */
+int so_client_cancel(so_client_t *c, const char *id, json_t **out, so_client_error_t *err);
+
+/**
+ * POST /v1/requests/{id}/claim with the action digest the caller computed itself (64 hex).
+ * Succeeds once per approved request; `*out` is the request, now "claimed".
+ */
+int so_client_claim(so_client_t *c, const char *id, const char *digest, json_t **out,
+                    so_client_error_t *err);
+
+/** POST /v1/requests/{id}/result after running a claimed action. `detail` may be NULL. */
+int so_client_result(so_client_t *c, const char *id, int exit_code, const char *detail,
+                     json_t **out, so_client_error_t *err);
+
+/** POST /v1/tokens (admins). `*out` is {"token", "principal", "token_sha256"}; shown once. */
+int so_client_token_issue(so_client_t *c, const char *principal, json_t **out,
+                          so_client_error_t *err);
+
+/** GET /v1/whoami. `*out` is {"id", "kind", "groups", "owner"} of the token's principal. */
+int so_client_whoami(so_client_t *c, json_t **out, so_client_error_t *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
