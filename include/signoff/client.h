@@ -111,6 +111,14 @@ const char *so_client_url(const so_client_t *c);
 /** Install (or with NULL remove) the tick callback; `arg` is borrowed until removed. */
 void so_client_set_tick(so_client_t *c, so_client_tick_fn fn, void *arg);
 
+/**
+ * Close the connection and every descriptor the client holds (libcurl keeps some that are
+ * not close-on-exec). Call it before fork+exec so the child inherits none of them; the next
+ * call opens what it needs. Returns SO_CLIENT_OK or SO_CLIENT_ENOMEM (the client then fails
+ * every call with SO_CLIENT_ENOMEM until freed).
+ */
+int so_client_disconnect(so_client_t *c);
+
 /** POST /v1/requests. `*out` is the new request (201) or the first one (200, idempotent replay). */
 int so_client_submit(so_client_t *c, const so_client_submit_t *req, json_t **out,
                      so_client_error_t *err);

@@ -79,6 +79,7 @@ struct waiter {
 	bool interruptible; /**< a caught signal stops the wait */
 	bool tty;
 	bool line_open;     /**< a status line without newline is on the tty */
+	long drawn_at;      /**< now_seconds() of the last tty redraw */
 	char status[32];
 	char waits[512];
 	char shown[600];    /**< last text printed when not a tty */
@@ -93,6 +94,7 @@ waiter_draw(struct waiter *w)
 	         w->waits);
 	cli_format_elapsed(now_seconds() - w->started, elapsed, sizeof(elapsed));
 	if (w->tty) {
+		w->drawn_at = now_seconds();
 		fputs("\r\033[K", stderr);
 		fprintf(stderr, "signoff: %s ", w->id);
 		cli_put_safe(stderr, text);
@@ -140,7 +142,7 @@ waiter_tick(void *arg)
 
 	if (waiter_should_stop(w))
 		return 1;
-	if (w->tty)
+	if (w->tty && now_seconds() != w->drawn_at)
 		waiter_draw(w);
 	return 0;
 }
@@ -719,6 +721,7 @@ cli_run(struct cli *cli, int argc, char **argv)
 	cli_put_argv(stderr, json_object_get(json_object_get(request, "action"), "command"));
 	fputc('\n', stderr);
 
+	so_client_disconnect(cli->client); /* the command inherits no socket of ours */
 	code = run_command(ask.command, detail, sizeof(detail));
 	if (code < 0) {
 		fprintf(stderr, "signoff: %s: %s\n", id, detail);
@@ -763,11 +766,11 @@ cli_request(struct cli *cli, int argc, char **argv)
 		printf("%s\n", cli_str(request, "id", "?"));
 		status_name = cli_str(request, "status", "?");
 		if (strcmp(status_name, "pending") != 0) {
-			fprintf(stderr, "signoff: %s already %s", cli_str(request, "id", "?"), status_name);
-			if (strcmp(status_name, "denied") == 0) {
-				fputs(": ", stderr);
+			fprintf(stderr, "signoff: %s ", cli_str(request, "id", "?"));
+			if (strcmp(status_name, "denied") == 0)
 				put_denial(stderr, request);
-			}
+			else
+				fprintf(stderr, "already %s", status_name);
 			fputc('\n', stderr);
 		}
 	}

@@ -411,7 +411,10 @@ cli_list(struct cli *cli, int argc, char **argv)
 			cli_format_elapsed((long)(now - created), age, sizeof(age));
 		cli_put_safe(stdout, cli_str(r, "id", "?"));
 		pad = 30 - (int)strlen(cli_str(r, "id", "?"));
-		printf("%*s  %-9.9s  ", pad > 0 ? pad : 0, "", cli_str(r, "status", "?"));
+		printf("%*s  ", pad > 0 ? pad : 0, "");
+		cli_put_safe(stdout, cli_str(r, "status", "?"));
+		pad = 9 - (int)strlen(cli_str(r, "status", "?"));
+		printf("%*s  ", pad > 0 ? pad : 0, "");
 		cli_put_safe(stdout, who);
 		pad = 16 - (int)strlen(who);
 		printf("%*s  %-9s  ", pad > 0 ? pad : 0, "", age);
@@ -419,9 +422,12 @@ cli_list(struct cli *cli, int argc, char **argv)
 		putchar('\n');
 	}
 	next = cli_str(page, "next", NULL);
-	if (next != NULL) {
+	if (next != NULL || json_is_integer(json_object_get(page, "next"))) {
 		fprintf(stderr, "signoff: more requests: signoff list --cursor ");
-		cli_put_safe(stderr, next);
+		if (next != NULL)
+			cli_put_safe(stderr, next);
+		else
+			fprintf(stderr, "%lld", (long long)json_integer_value(json_object_get(page, "next")));
 		fputc('\n', stderr);
 	}
 out:

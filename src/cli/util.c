@@ -83,8 +83,12 @@ cli_connect(struct cli *cli, bool need_token)
 	}
 	rc = so_client_new(cli->url, cli->token, CLI_CALL_TIMEOUT_MS, &cli->client);
 	if (rc == SO_CLIENT_EINVAL) {
-		cli_warn("%s: bad %s: the URL must start with http:// or https://, the token be "
-		         "printable without spaces", cli->verb, "URL or token");
+		if (strncmp(cli->url, "http://", 7) != 0 && strncmp(cli->url, "https://", 8) != 0)
+			cli_warn("%s: bad URL '%s': it must start with http:// or https://", cli->verb,
+			         cli->url);
+		else
+			cli_warn("%s: bad URL or token: the URL may hold no query, the token only "
+			         "printable characters without spaces", cli->verb);
 		return CLI_EXIT_USAGE;
 	}
 	if (rc != SO_CLIENT_OK) {

@@ -221,6 +221,14 @@ so_client_set_tick(so_client_t *c, so_client_tick_fn fn, void *arg)
 	c->tick_arg = fn != NULL ? arg : NULL;
 }
 
+int
+so_client_disconnect(so_client_t *c)
+{
+	curl_easy_cleanup(c->easy);
+	c->easy = curl_easy_init();
+	return c->easy != NULL ? SO_CLIENT_OK : SO_CLIENT_ENOMEM;
+}
+
 /* libcurl callbacks */
 
 struct sink {
@@ -292,8 +300,8 @@ error_from_body(so_client_error_t *err, long status, const so_buf_t *body)
 			size_t first = nl ? (size_t)(nl - body->data) : body->len;
 			n = first > 200 ? 200 : (int)first;
 		}
-		error_set(err, SO_CLIENT_EHTTP, status, NULL, "HTTP %ld%s%.*s", status,
-		          n > 0 ? ": " : "", n, n > 0 ? body->data : "");
+		error_set(err, SO_CLIENT_EHTTP, status, NULL, "%s%.*s",
+		          n > 0 ? "unexpected answer: " : "no error body", n, n > 0 ? body->data : "");
 	}
 	json_decref(doc);
 }
@@ -341,6 +349,10 @@ call(so_client_t *c, const char *method, const char *path, const json_t *body, i
 	if (out != NULL)
 		*out = NULL;
 	so_buf_init(&sink.body, SO_CLIENT_MAX_RESPONSE);
+	if (c->easy == NULL) {
+		error_set(err, rc, 0, NULL, "out of memory");
+		goto out;
+	}
 	c->aborted = false;
 	c->too_large = false;
 	error_set(err, SO_CLIENT_OK, 0, NULL, NULL);
