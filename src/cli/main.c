@@ -98,11 +98,12 @@ main(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 	if (strcmp(argv[optind], "help") == 0) {
-		if (optind + 1 < argc && find_verb(argv[optind + 1]) != NULL) {
-			char *help_argv[] = {argv[optind + 1], "--help", NULL};
-			cli.verb = argv[optind + 1];
+		verb = optind + 1 < argc ? find_verb(argv[optind + 1]) : NULL;
+		if (verb != NULL) {
+			char *help_argv[] = {(char *)verb->name, "--help", NULL};
+			cli.verb = verb->name;
 			cli_getopt_reset();
-			return find_verb(argv[optind + 1])->run(&cli, 2, help_argv);
+			return verb->run(&cli, 2, help_argv);
 		}
 		usage(stdout);
 		return CLI_EXIT_OK;

@@ -638,7 +638,7 @@ cli_run(struct cli *cli, int argc, char **argv)
 	struct waiter w;
 	so_client_error_t err;
 	json_t *request = NULL, *claimed = NULL;
-	char digest[65], detail[300];
+	char digest[65], detail[300], id_copy[80];
 	const char *id, *status_name;
 	int status, rc, code;
 
@@ -653,7 +653,9 @@ cli_run(struct cli *cli, int argc, char **argv)
 	status = submit(cli, &ask, &request, digest);
 	if (status != CLI_EXIT_OK)
 		goto out;
-	id = cli_str(request, "id", "?");
+	/* Our own copy: `request` is replaced on every poll. */
+	snprintf(id_copy, sizeof(id_copy), "%s", cli_str(request, "id", "?"));
+	id = id_copy;
 
 	w.id = id;
 	w.deadline = ask.timeout_seconds > 0 ? w.started + ask.timeout_seconds : 0;
@@ -672,7 +674,6 @@ cli_run(struct cli *cli, int argc, char **argv)
 		status = CLI_EXIT_ERROR;
 		goto out;
 	}
-	id = cli_str(request, "id", id);
 	status_name = cli_str(request, "status", "?");
 
 	if (strcmp(status_name, "denied") == 0) {
