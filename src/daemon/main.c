@@ -1,0 +1,251 @@
+/* signoffd: load the configuration, open the store, serve the API until SIGTERM/SIGINT. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <sodium.h>
+
+#include "audit/audit.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "daemon/config.h"
+#include "server/server.h"
+#include "store/store.h"
+#include "store/writer.h"
+
+#define VERSION "0.1.0"
+
+/* The embedded default: what `make run` starts with no -c. Tokens are minted on first start. */
+static const char demo_config[] =
+    "server: { listen: \"127.0.0.1:8700\" }\n"
+    "store: { url: \"sqlite:var/signoff.db\" }\n"
+    "audit: { signing_key_file: \"var/audit.key\" }\n"
+    "auth: { admin_group: sre, auditor_group: dba }\n"
+    "principals:\n"
+    "  - { id: deploy-bot, kind: agent, owner: alice }\n"
+    "  - { id: report-bot, kind: agent, owner: carol }\n"
+    "  - { id: alice, kind: human, groups: [sre] }\n"
+    "  - { id: bob, kind: human, groups: [sre] }\n"
+    "  - { id: carol, kind: human, groups: [dba] }\n"
+    "policy:\n"
+    "  default: review\n"
+    "  approvers: { group: sre, count: 1 }\n"
+    "  ttl: 30m\n"
+    "  grant_ttl: 10m\n";
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: signoffd [-c FILE] [-t]\n"
+	        "\n"
+	        "The signoff daemon: an approval gate for AI agents' privileged actions.\n"
+	        "\n"
+	        "  -c, --config FILE   configuration file (YAML); without it, the embedded demo\n"
+	        "                      configuration runs on ./var and prints its tokens once\n"
+	        "  -t, --test          check the configuration and exit (0 when valid)\n"
+	        "      --help-config   list every configuration key with its default\n"
+	        "  -h, --help          this help\n"
+	        "  -V, --version       print the version\n"
+	        "\n"
+	        "Stops cleanly on SIGTERM or SIGINT. See signoffd(8).\n");
+}
+
+static struct {
+	so_writer_t *writer;
+} app;
+
+static int
+op_started(so_store_t *s, void *arg)
+{
+	so_config_t *cfg = arg;
+	return so_audit_append(s, "daemon.started", NULL, NULL,
+	                       json_pack("{s:s, s:s, s:s, s:I}", "version", VERSION, "config",
+	                                 cfg->path, "policy_version", cfg->policy.version,
+	                                 "principals", (json_int_t)cfg->directory.n),
+	                       so_clock_now_ms());
+}
+
+struct demo_tokens {
+	so_config_t *cfg;
+	char (*tokens)[68];
+	int minted;
+};
+
+static int
+op_demo_tokens(so_store_t *s, void *arg)
+{
+	struct demo_tokens *dt = arg;
+	int64_t have = 0;
+	int rc = s->ops->token_count(s, &have);
+	if (rc || have)
+		return rc;
+	for (size_t i = 0; i < dt->cfg->directory.n; i++) {
+		unsigned char raw[32], md[32];
+		char hash[65];
+		char *tok = dt->tokens[i];
+		randombytes_buf(raw, sizeof(raw));
+		memcpy(tok, "so_", 3);
+		sodium_bin2hex(tok + 3, 65, raw, sizeof(raw));
+		crypto_hash_sha256(md, (const unsigned char *)tok, 67);
+		sodium_bin2hex(hash, sizeof(hash), md, sizeof(md));
+		const char *id = dt->cfg->directory.items[i].id;
+		if ((rc = s->ops->token_insert(s, hash, id, so_clock_now_ms())) ||
+		    (rc = so_audit_append(s, "token.issued", NULL, NULL,
+		                          json_pack("{s:s, s:s}", "principal", id, "token_sha256", hash),
+		                          so_clock_now_ms())))
+			return rc;
+	}
+	dt->minted = 1;
+	return SO_OK;
+}
+
+static void
+print_demo(so_config_t *cfg, struct demo_tokens *dt, uint16_t port)
+{
+	printf("\nsignoff demo: these tokens are shown once (they are stored only as hashes).\n\n");
+	for (size_t i = 0; i < cfg->directory.n; i++) {
+		const so_principal_t *p = &cfg->directory.items[i];
+		printf("  %-11s %-6s %s\n", p->id, so_kind_name(p->kind), dt->tokens[i]);
+	}
+	printf("\nTry it (the agent deploy-bot asks, the human bob approves):\n\n");
+	printf("  export SIGNOFF_URL=http://127.0.0.1:%u\n", port);
+	printf("  SIGNOFF_TOKEN=%s build/src/cli/signoff run --env production "
+	       "--why 'restart after config change' -- echo restarted &\n", dt->tokens[0]);
+	printf("  SIGNOFF_TOKEN=%s build/src/cli/signoff list --pending\n", dt->tokens[3]);
+	printf("  SIGNOFF_TOKEN=%s build/src/cli/signoff approve REQUEST_ID -m 'looks right'\n\n",
+	       dt->tokens[3]);
+	fflush(stdout);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"test", no_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{"help-config", no_argument, NULL, 'H'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *config_path = NULL;
+	int test_only = 0, opt, status = 1;
+	char err[1024];
+	so_config_t cfg;
+	so_store_t *store = NULL;
+	so_server_t *server = NULL;
+	struct demo_tokens dt = {0};
+
+	while ((opt = getopt_long(argc, argv, "c:thV", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': config_path = optarg; break;
+		case 't': test_only = 1; break;
+		case 'h': usage(stdout); return 0;
+		case 'H': so_config_print_help(stdout); return 0;
+		case 'V': printf("signoffd %s\n", VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "signoffd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (sodium_init() < 0) {
+		fprintf(stderr, "signoffd: libsodium failed to initialise\n");
+		return 1;
+	}
+	int rc = config_path ? so_config_load_file(config_path, &cfg, err, sizeof(err))
+	                     : so_config_load_text(demo_config, "(embedded demo)", &cfg, err,
+	                                           sizeof(err));
+	if (rc) {
+		fprintf(stderr, "signoffd: %s\n", err);
+		return 1;
+	}
+	if (test_only) {
+		printf("%s: configuration is valid (%zu principals, policy %s)\n", cfg.path,
+		       cfg.directory.n, cfg.policy.version);
+		so_config_free(&cfg);
+		return 0;
+	}
+	enum so_log_level lvl = SO_LOG_INFO;
+	so_log_parse_level(cfg.log_level, &lvl);
+	so_log_set_level(lvl);
+	if (!config_path && mkdir("var", 0700) && errno != EEXIST) {
+		so_error("cannot create ./var: %s", strerror(errno));
+		goto out;
+	}
+
+	/* Signals are taken synchronously by this thread; every other thread blocks them. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((rc = so_store_open(cfg.store_url, &store, err, sizeof(err)))) {
+		so_error("store %s: %s", cfg.store_url, err);
+		goto out;
+	}
+	app.writer = so_writer_start(store, (size_t)cfg.store_max_batch, so_server_observe_commit);
+	if (!app.writer) {
+		so_store_close(store);
+		so_error("cannot start the store writer");
+		goto out;
+	}
+	if (so_writer_run(app.writer, op_started, &cfg)) {
+		so_error("cannot write to the store (audit event daemon.started)");
+		goto out;
+	}
+	if (!config_path) {
+		dt.cfg = &cfg;
+		dt.tokens = calloc(cfg.directory.n, sizeof(*dt.tokens));
+		if (!dt.tokens || so_writer_run(app.writer, op_demo_tokens, &dt)) {
+			so_error("cannot mint the demo tokens");
+			goto out;
+		}
+	}
+	if ((rc = so_server_start(&cfg, app.writer, &server, err, sizeof(err)))) {
+		so_error("%s", err);
+		goto out;
+	}
+	so_info("signoffd %s listening on %s://127.0.0.1:%u (store %s, policy %s)", VERSION,
+	        cfg.tls_cert_file ? "https" : "http", so_server_port(server), cfg.store_url,
+	        cfg.policy.version);
+	if (dt.minted)
+		print_demo(&cfg, &dt, so_server_port(server));
+	else if (!config_path)
+		printf("signoff demo: tokens were printed on first start; remove ./var to start over.\n");
+	fflush(stdout);
+
+	for (;;) {
+		int sig = 0;
+		sigwait(&sigs, &sig);
+		if (sig == SIGHUP) {
+			so_info("SIGHUP: configuration reload is not supported yet; restart to apply");
+			continue;
+		}
+		so_info("signal %d: shutting down", sig);
+		break;
+	}
+	status = 0;
+out:
+	so_server_stop(server);
+	so_writer_stop(app.writer);
+	if (dt.tokens) {
+		sodium_memzero(dt.tokens, cfg.directory.n * sizeof(*dt.tokens));
+		free(dt.tokens);
+	}
+	so_config_free(&cfg);
+	if (status == 0)
+		so_info("stopped");
+	return status;
+}

@@ -1,0 +1,495 @@
+/* libmicrohttpd glue: connection state, routing, answers, suspend/resume, start and stop. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "server/internal.h"
+
+#define SWEEP_INTERVAL_MS 1000
+#define IDLE_TIMEOUT_S 120
+
+void
+reply_json(struct conn *c, unsigned status, json_t *body)
+{
+	free(c->resp);
+	c->resp = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	if (!c->resp) {
+		c->resp = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}");
+		status = 500;
+	}
+	c->status = status;
+	c->content_type = "application/json";
+}
+
+void
+reply_error(struct conn *c, unsigned status, const char *code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	reply_json(c, status, json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg));
+}
+
+void
+reply_core_err(struct conn *c, const so_core_err_t *e)
+{
+	reply_error(c, (unsigned)e->http, e->code, "%s", e->message);
+}
+
+void
+reply_store_err(struct conn *c, int rc)
+{
+	if (rc == SO_ENOTFOUND)
+		reply_error(c, 404, "not_found", "no such request");
+	else if (rc == SO_ENOMEM)
+		reply_error(c, 500, "internal", "out of memory");
+	else
+		reply_error(c, 503, "unavailable", "the store could not record this; nothing changed");
+}
+
+static void
+op_run_done(void *arg, int rc)
+{
+	struct conn *c = arg;
+	if (rc != SO_OK) {
+		/* Not committed: whatever the op prepared is void. */
+		c->changed = 0;
+		reply_store_err(c, rc == SO_ENOTFOUND ? SO_ESTORE : rc);
+	}
+	if (c->changed)
+		waiters_wake(c->srv->waiters, c->id);
+	if (rc == SO_OK && c->transition >= 0)
+		atomic_fetch_add(&so_metrics.transitions[c->transition], 1);
+	if (rc == SO_OK && c->decision_usec >= 0)
+		hist_observe(&so_metrics.decision_latency, c->decision_usec);
+	c->state = CONN_READY;
+	MHD_resume_connection(c->waiter.mc);
+	atomic_fetch_sub(&c->srv->inflight, 1);
+}
+
+static int
+op_run(so_store_t *s, void *arg)
+{
+	struct conn *c = arg;
+	return c->op(s, c);
+}
+
+void
+run_op(struct conn *c, struct MHD_Connection *mc, op_fn op)
+{
+	c->op = op;
+	c->transition = -1;
+	c->decision_usec = -1;
+	c->job.run = op_run;
+	c->job.done = op_run_done;
+	c->job.arg = c;
+	c->waiter.mc = mc;
+	c->state = CONN_SUSPENDED;
+	atomic_fetch_add(&c->srv->inflight, 1);
+	MHD_suspend_connection(mc);
+	if (so_writer_submit(c->srv->writer, &c->job) != SO_OK) {
+		reply_error(c, 503, "unavailable", "signoffd is shutting down");
+		c->state = CONN_READY;
+		MHD_resume_connection(mc);
+		atomic_fetch_sub(&c->srv->inflight, 1);
+	}
+}
+
+int
+parse_body(struct conn *c)
+{
+	char msg[256];
+	json_decref(c->in);
+	c->in = NULL;
+	if (!c->body.len) {
+		reply_error(c, 400, "bad_request", "a JSON body is required");
+		return -1;
+	}
+	int rc = so_json_parse(so_buf_cstr(&c->body), c->body.len, &c->srv->limits, &c->in, msg,
+	                       sizeof(msg));
+	if (rc == SO_OK && !json_is_object(c->in)) {
+		reply_error(c, 400, "bad_request", "the body must be a JSON object");
+		return -1;
+	}
+	if (rc == SO_ETOODEEP)
+		reply_error(c, 400, "too_deep", "%s", msg);
+	else if (rc == SO_ETOOLONG)
+		reply_error(c, 400, "too_long", "%s", msg);
+	else if (rc)
+		reply_error(c, 400, "bad_request", "%s", msg);
+	return rc ? -1 : 0;
+}
+
+/* ---- routing ---- */
+
+typedef void (*handler_fn)(struct conn *c, struct MHD_Connection *mc);
+
+struct route {
+	const char *method;
+	const char *path;   /* exact, or with one "*" segment for the request id */
+	int auth;
+	handler_fn fn;
+};
+
+static const struct route routes[] = {
+	{"GET", "/healthz", 0, NULL},
+	{"GET", "/metrics", 0, h_metrics},
+	{"GET", "/v1/whoami", 1, h_whoami},
+	{"POST", "/v1/requests", 1, h_submit},
+	{"GET", "/v1/requests", 1, h_list_requests},
+	{"GET", "/v1/requests/*", 1, h_get_request},
+	{"POST", "/v1/requests/*/reviews", 1, h_review},
+	{"POST", "/v1/requests/*/cancel", 1, h_cancel},
+	{"POST", "/v1/requests/*/claim", 1, h_claim},
+	{"POST", "/v1/requests/*/result", 1, h_result},
+	{"POST", "/v1/tokens", 1, h_tokens},
+	{"GET", "/v1/audit", 1, h_audit},
+};
+
+/* Match `url` against `pattern`; a "*" segment captures into id. */
+static int
+path_match(const char *pattern, const char *url, char id[SO_ID_LEN + 1])
+{
+	while (*pattern && *url) {
+		if (*pattern == '*') {
+			const char *end = strchr(url, '/');
+			size_t n = end ? (size_t)(end - url) : strlen(url);
+			if (!n || n > SO_ID_LEN)
+				return 0;
+			memcpy(id, url, n);
+			id[n] = '\0';
+			url += n;
+			pattern++;
+			continue;
+		}
+		if (*pattern != *url)
+			return 0;
+		pattern++;
+		url++;
+	}
+	return !*pattern && !*url;
+}
+
+static void
+dispatch(struct conn *c, struct MHD_Connection *mc, const char *method, const char *url)
+{
+	int path_known = 0;
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		const struct route *r = &routes[i];
+		if (!path_match(r->path, url, c->id))
+			continue;
+		path_known = 1;
+		if (strcmp(r->method, method))
+			continue;
+		if (c->too_large) {
+			reply_error(c, 413, "too_large", "the body is larger than %lld bytes",
+			            (long long)c->srv->cfg->max_body);
+			return;
+		}
+		if (!r->fn) {
+			reply_json(c, 200, json_pack("{s:s}", "status", "ok"));
+			return;
+		}
+		if (r->auth && !(c->caller = auth_caller(c, mc)))
+			return;
+		r->fn(c, mc);
+		return;
+	}
+	if (path_known)
+		reply_error(c, 405, "method_not_allowed", "%s is not allowed on %s", method, url);
+	else
+		reply_error(c, 404, "not_found", "no such endpoint: %s", url);
+}
+
+static enum MHD_Result
+send_reply(struct conn *c, struct MHD_Connection *mc)
+{
+	const char *body = c->resp ? c->resp : "";
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_FREE);
+	if (!resp)
+		return MHD_NO;
+	c->resp = NULL; /* the response owns it now */
+	MHD_add_response_header(resp, "Content-Type",
+	                        c->content_type ? c->content_type : "application/json");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	if (c->status == 401)
+		MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"signoff\"");
+	if (c->status >= 100 && c->status < 600)
+		atomic_fetch_add(&so_metrics.http_by_class[c->status / 100], 1);
+	enum MHD_Result ret = MHD_queue_response(mc, c->status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *mc, const char *url, const char *method,
+           const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	so_server_t *srv = cls;
+	struct conn *c = *con_cls;
+
+	if (!c) {
+		c = calloc(1, sizeof(*c));
+		if (!c)
+			return MHD_NO;
+		c->srv = srv;
+		so_buf_init(&c->body, (size_t)srv->cfg->max_body);
+		*con_cls = c;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		if (!c->too_large && so_buf_add(&c->body, upload_data, *upload_data_size) != SO_OK) {
+			c->too_large = 1;
+			so_buf_free(&c->body);
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (c->state == CONN_SUSPENDED) {
+		/* Resumed: a long-poll waiter whose request changed or whose time ran out. */
+		if (c->waiting) {
+			c->waiting = 0;
+			finish_wait(c);
+		}
+		c->state = CONN_READY;
+	}
+	if (c->state == CONN_NEW) {
+		dispatch(c, mc, method, url);
+		if (c->state == CONN_SUSPENDED)
+			return MHD_YES;
+		c->state = CONN_READY;
+	}
+	return send_reply(c, mc);
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
+             enum MHD_RequestTerminationCode toe)
+{
+	struct conn *c = *con_cls;
+	if (!c)
+		return;
+	so_buf_free(&c->body);
+	free(c->resp);
+	json_decref(c->in);
+	so_request_free(c->req);
+	free(c);
+	*con_cls = NULL;
+}
+
+/* ---- sweeper: expires what is due, once a second ---- */
+
+static void *
+sweeper_main(void *arg)
+{
+	so_server_t *srv = arg;
+	pthread_mutex_lock(&srv->sweep_lock);
+	while (!srv->stopping) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += SWEEP_INTERVAL_MS / 1000;
+		pthread_cond_timedwait(&srv->sweep_cond, &srv->sweep_lock, &ts);
+		if (srv->stopping)
+			break;
+		pthread_mutex_unlock(&srv->sweep_lock);
+		sweep_due(srv);
+		pthread_mutex_lock(&srv->sweep_lock);
+	}
+	pthread_mutex_unlock(&srv->sweep_lock);
+	return NULL;
+}
+
+/* ---- start and stop ---- */
+
+static int
+parse_listen(const char *listen, struct sockaddr_in *sa, char *err, size_t errlen)
+{
+	char host[256];
+	const char *colon = strrchr(listen, ':');
+	if (!colon || (size_t)(colon - listen) >= sizeof(host)) {
+		snprintf(err, errlen, "server.listen '%s' must be host:port", listen);
+		return SO_ECONFIG;
+	}
+	memcpy(host, listen, (size_t)(colon - listen));
+	host[colon - listen] = '\0';
+	char *end;
+	errno = 0;
+	long port = strtol(colon + 1, &end, 10);
+	if (errno || *end || port < 0 || port > 65535) {
+		snprintf(err, errlen, "server.listen '%s': bad port", listen);
+		return SO_ECONFIG;
+	}
+	memset(sa, 0, sizeof(*sa));
+	sa->sin_family = AF_INET;
+	sa->sin_port = htons((uint16_t)port);
+	if (!strcmp(host, "localhost"))
+		snprintf(host, sizeof(host), "127.0.0.1");
+	if (inet_pton(AF_INET, host, &sa->sin_addr) != 1) {
+		snprintf(err, errlen, "server.listen '%s': host must be an IPv4 address", listen);
+		return SO_ECONFIG;
+	}
+	return SO_OK;
+}
+
+static char *
+read_small_file(const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	so_buf_t b;
+	so_buf_init(&b, 1 << 20);
+	char chunk[4096];
+	size_t n;
+	int rc = SO_OK;
+	while (rc == SO_OK && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		rc = so_buf_add(&b, chunk, n);
+	fclose(f);
+	if (rc != SO_OK || !b.len) {
+		snprintf(err, errlen, "cannot read %s", path);
+		so_buf_free(&b);
+		return NULL;
+	}
+	return so_buf_steal(&b);
+}
+
+static void
+raise_fd_limit(size_t want)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+	setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+int
+so_server_start(so_config_t *cfg, so_writer_t *writer, so_server_t **out, char *err,
+                size_t errlen)
+{
+	struct sockaddr_in sa;
+	int rc;
+	so_server_t *srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return SO_ENOMEM;
+	srv->cfg = cfg;
+	srv->writer = writer;
+	srv->limits.max_depth = (size_t)cfg->max_json_depth;
+	srv->limits.max_string = (size_t)cfg->max_string;
+	srv->limits.max_items = (size_t)cfg->max_items;
+	pthread_mutex_init(&srv->sweep_lock, NULL);
+	pthread_cond_init(&srv->sweep_cond, NULL);
+	if ((rc = parse_listen(cfg->listen, &sa, err, errlen)))
+		goto fail;
+	if ((rc = readers_open(&srv->readers, cfg->store_url, (size_t)cfg->threads + 2, err, errlen)))
+		goto fail;
+	if (!(srv->waiters = waiters_start())) {
+		rc = SO_ENOMEM;
+		goto fail;
+	}
+	raise_fd_limit((size_t)cfg->max_connections + 256);
+
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	if (cfg->tls_cert_file) {
+		if (!(srv->tls_cert = read_small_file(cfg->tls_cert_file, err, errlen)) ||
+		    !(srv->tls_key = read_small_file(cfg->tls_key_file, err, errlen))) {
+			rc = SO_EIO;
+			goto fail;
+		}
+		flags |= MHD_USE_TLS;
+	}
+	struct MHD_OptionItem opts[] = {
+		{MHD_OPTION_SOCK_ADDR, 0, &sa},
+		{MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->threads, NULL},
+		{MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL},
+		{MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, NULL},
+		{MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, srv},
+		{MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
+		{srv->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, srv->tls_cert},
+		{MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key},
+		{MHD_OPTION_END, 0, NULL},
+	};
+	srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_ARRAY, opts,
+	                            MHD_OPTION_END);
+	if (!srv->mhd) {
+		snprintf(err, errlen, "cannot listen on %s (address in use, or not allowed)",
+		         cfg->listen);
+		rc = SO_EIO;
+		goto fail;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	srv->port = info ? info->port : ntohs(sa.sin_port);
+	if (pthread_create(&srv->sweeper, NULL, sweeper_main, srv)) {
+		rc = SO_ENOMEM;
+		goto fail;
+	}
+	srv->sweeper_started = 1;
+	*out = srv;
+	return SO_OK;
+fail:
+	so_server_stop(srv);
+	return rc;
+}
+
+uint16_t
+so_server_port(const so_server_t *s)
+{
+	return s->port;
+}
+
+void
+so_server_stop(so_server_t *srv)
+{
+	if (!srv)
+		return;
+	pthread_mutex_lock(&srv->sweep_lock);
+	srv->stopping = 1;
+	pthread_cond_signal(&srv->sweep_cond);
+	pthread_mutex_unlock(&srv->sweep_lock);
+	if (srv->sweeper_started)
+		pthread_join(srv->sweeper, NULL);
+	if (srv->mhd)
+		MHD_quiesce_daemon(srv->mhd);
+	/* Suspended connections must be resumed before the daemon stops: release the
+	 * long-polls, then let changes already queued commit and answer (bounded). */
+	if (srv->waiters)
+		waiters_stop(srv->waiters);
+	for (int i = 0; i < 3000 && atomic_load(&srv->inflight) > 0; i++)
+		usleep(10000);
+	if (srv->mhd)
+		MHD_stop_daemon(srv->mhd);
+	if (srv->waiters) {
+		waiters_free(srv->waiters);
+		srv->waiters = NULL;
+	}
+	readers_close(&srv->readers);
+	pthread_mutex_destroy(&srv->sweep_lock);
+	pthread_cond_destroy(&srv->sweep_cond);
+	free(srv->tls_cert);
+	if (srv->tls_key) {
+		sodium_memzero(srv->tls_key, strlen(srv->tls_key));
+		free(srv->tls_key);
+	}
+	free(srv);
+}

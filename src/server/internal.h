@@ -1,0 +1,172 @@
+/*
+ * Internal to src/server: the server struct, per-connection state, and the pieces
+ * (auth, readers, waiters, metrics, handlers) that the files share.
+ */
+#ifndef SO_SERVER_INTERNAL_H
+#define SO_SERVER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "common/buf.h"
+#include "common/json.h"
+#include "core/core.h"
+#include "server/server.h"
+#include "store/store.h"
+#include "store/writer.h"
+
+/* ---- read connections ---- */
+
+struct readers {
+	pthread_mutex_t lock;
+	pthread_cond_t freed;
+	so_store_t **free_list;
+	size_t nfree, total;
+};
+
+int readers_open(struct readers *r, const char *url, size_t n, char *err, size_t errlen);
+so_store_t *readers_take(struct readers *r);
+void readers_give(struct readers *r, so_store_t *s);
+void readers_close(struct readers *r);
+
+/* ---- long-poll waiters ---- */
+
+struct waiter {
+	char id[SO_ID_LEN + 1];
+	int64_t deadline;        /* monotonic ms */
+	size_t heap_index;
+	struct waiter *next, *prev; /* bucket list */
+	struct MHD_Connection *mc;
+	int registered;
+};
+
+struct waiters;
+struct waiters *waiters_start(void);
+/** Register `w` (already suspended) for `id` until `deadline`. */
+void waiters_add(struct waiters *ws, struct waiter *w);
+/** Resume every waiter on `id`. */
+void waiters_wake(struct waiters *ws, const char *id);
+/** Unregister `w` and resume it if it was still waiting. */
+void waiters_cancel(struct waiters *ws, struct waiter *w);
+size_t waiters_count(struct waiters *ws);
+/** Resume everyone and stop the timer thread; later adds resume at once. */
+void waiters_stop(struct waiters *ws);
+/** Free after waiters_stop() once nothing can call waiters_wake() any more. */
+void waiters_free(struct waiters *ws);
+
+/* ---- metrics ---- */
+
+#define HIST_BUCKETS 12
+struct histogram {
+	_Atomic uint64_t bucket[HIST_BUCKETS + 1]; /* last = +Inf */
+	_Atomic uint64_t count;
+	_Atomic uint64_t sum_usec;
+};
+extern const double so_hist_bounds[HIST_BUCKETS]; /* seconds */
+void hist_observe(struct histogram *h, int64_t usec);
+
+struct metrics {
+	struct histogram decision_latency;
+	struct histogram commit_latency;
+	_Atomic uint64_t commits, committed_changes;
+	_Atomic uint64_t http_by_class[6]; /* 1xx..5xx */
+	_Atomic uint64_t submitted;
+	_Atomic uint64_t transitions[SO_ST__COUNT];
+};
+extern struct metrics so_metrics;
+void metrics_render(so_server_t *srv, so_buf_t *out);
+
+/* ---- the server ---- */
+
+struct so_server {
+	so_config_t *cfg;
+	so_writer_t *writer;
+	struct readers readers;
+	struct waiters *waiters;
+	struct MHD_Daemon *mhd;
+	uint16_t port;
+	so_json_limits_t limits;
+	char *tls_cert, *tls_key;
+	pthread_t sweeper;
+	pthread_mutex_t sweep_lock;
+	pthread_cond_t sweep_cond;
+	int stopping;
+	int sweeper_started;
+	_Atomic int inflight; /* changes queued in the writer with a suspended connection */
+};
+
+enum conn_state { CONN_NEW, CONN_SUSPENDED, CONN_READY };
+
+struct conn;
+/* A state change run by the writer: fills conn->status/resp, returns a store result. */
+typedef int (*op_fn)(so_store_t *s, struct conn *c);
+/* One verb applied to a loaded request (review, cancel, claim, result); names its event. */
+typedef int (*apply_fn)(struct conn *c, so_request_t *r, int64_t now, so_core_err_t *e,
+                        const char **event, json_t **data);
+
+struct conn {
+	so_server_t *srv;
+	so_buf_t body;
+	int too_large;
+	enum conn_state state;
+	int waiting; /* suspended as a long-poll waiter */
+	/* the answer, once known */
+	unsigned status;
+	char *resp; /* malloc'd JSON or text */
+	const char *content_type;
+	/* the call */
+	const so_principal_t *caller;
+	char id[SO_ID_LEN + 1];
+	json_t *in;  /* parsed body, owned */
+	op_fn op;
+	apply_fn apply;
+	so_request_t *req; /* for submit, owned */
+	int changed; /* the op changed request `id`: wake its waiters */
+	int transition; /* new status to count once committed, or -1 */
+	int64_t decision_usec; /* submit-to-decision time to observe once committed, or -1 */
+	so_job_t job;
+	struct waiter waiter;
+};
+
+/* Answers: set c->status and c->resp. */
+void reply_json(struct conn *c, unsigned status, json_t *body); /* steals body */
+void reply_error(struct conn *c, unsigned status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void reply_core_err(struct conn *c, const so_core_err_t *e);
+void reply_store_err(struct conn *c, int rc);
+
+/** Suspend `c` and run `op` in the writer; the answer is sent when it has committed. */
+void run_op(struct conn *c, struct MHD_Connection *mc, op_fn op);
+
+/** Authenticate the bearer token; NULL with an error reply set when it fails. */
+const so_principal_t *auth_caller(struct conn *c, struct MHD_Connection *mc);
+int is_admin(const so_server_t *s, const so_principal_t *p);
+int is_auditor(const so_server_t *s, const so_principal_t *p);
+
+/** Parse c->body into c->in with the server's limits; replies 400 and returns -1 on error. */
+int parse_body(struct conn *c);
+
+/* Handlers: each either replies (c->resp set) or suspends with run_op()/a waiter. */
+void h_submit(struct conn *c, struct MHD_Connection *mc);
+void h_get_request(struct conn *c, struct MHD_Connection *mc);
+void h_list_requests(struct conn *c, struct MHD_Connection *mc);
+void h_review(struct conn *c, struct MHD_Connection *mc);
+void h_cancel(struct conn *c, struct MHD_Connection *mc);
+void h_claim(struct conn *c, struct MHD_Connection *mc);
+void h_result(struct conn *c, struct MHD_Connection *mc);
+void h_tokens(struct conn *c, struct MHD_Connection *mc);
+void h_audit(struct conn *c, struct MHD_Connection *mc);
+void h_whoami(struct conn *c, struct MHD_Connection *mc);
+void h_metrics(struct conn *c, struct MHD_Connection *mc);
+
+/** Answer for a resumed long-poll: re-read request c->id and reply with it. */
+void finish_wait(struct conn *c);
+
+/** Expire what is due; called by the sweeper thread. */
+void sweep_due(so_server_t *srv);
+
+#endif
