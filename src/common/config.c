@@ -206,7 +206,12 @@ so_cfg_load(const so_cfg_key_t *table, const so_yaml_node_t *root, void *target,
 		const so_cfg_key_t *whole = find_key(table, sec, NULL);
 		if (whole) {
 			if ((rc = parse_value(whole, sn, target, msg, sizeof(msg)))) {
-				snprintf(err, errlen, "%s:%d: %s: %s", file, sn->line, sec, msg);
+				/* Custom parsers may say "line N: ..." for a deeper node. */
+				int line = sn->line, used = 0;
+				if (sscanf(msg, "line %d: %n", &line, &used) == 1 && used > 0)
+					snprintf(err, errlen, "%s:%d: %s", file, line, msg + used);
+				else
+					snprintf(err, errlen, "%s:%d: %s: %s", file, sn->line, sec, msg);
 				return rc;
 			}
 			continue;
@@ -223,8 +228,11 @@ so_cfg_load(const so_cfg_key_t *table, const so_yaml_node_t *root, void *target,
 				return SO_ECONFIG;
 			}
 			if ((rc = parse_value(k, sn->items[j], target, msg, sizeof(msg)))) {
-				snprintf(err, errlen, "%s:%d: %s.%s: %s", file, sn->items[j]->line, sec,
-				         sn->keys[j], msg);
+				int line = sn->items[j]->line, used = 0;
+				if (sscanf(msg, "line %d: %n", &line, &used) == 1 && used > 0)
+					snprintf(err, errlen, "%s:%d: %s", file, line, msg + used);
+				else
+					snprintf(err, errlen, "%s:%d: %s.%s: %s", file, line, sec, sn->keys[j], msg);
 				return rc;
 			}
 		}
