@@ -1,0 +1,553 @@
+"""Fixtures for the black-box tests: a real signoffd on a free port in a temporary directory.
+
+Everything here talks to the daemon only as a user would: a YAML file, a process, HTTP and
+the `signoff` command. Nothing reads the daemon's store or internals.
+
+SIGNOFF_BUILD selects the build directory (default: <repo>/build); the same suite runs
+against an ASan+UBSan build, so every wait is bounded but generous and nothing asserts timing.
+"""
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parent.parent.parent
+BUILD = Path(os.environ.get("SIGNOFF_BUILD", REPO / "build"))
+if not BUILD.is_absolute():
+    BUILD = REPO / BUILD
+SIGNOFFD = BUILD / "src" / "daemon" / "signoffd"
+SIGNOFF = BUILD / "src" / "cli" / "signoff"
+
+START_TIMEOUT = 20.0  # seconds to wait for "listening on"
+STOP_TIMEOUT = 15.0  # seconds to wait after SIGTERM before SIGKILL
+HTTP_TIMEOUT = 30.0  # seconds for any one HTTP call (long-polls pass their own)
+
+LISTEN_RE = re.compile(rb"listening on http://127\.0\.0\.1:(\d+)")
+REQUEST_ID_RE = re.compile(r"^req_[0-9A-HJKMNP-TV-Z]{26}$")
+HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+# --------------------------------------------------------------------------------------------
+# Canonical JSON and digests, computed independently of the daemon.
+
+
+def canonical_json(obj):
+    """Sorted keys, no insignificant whitespace, UTF-8 (matches the daemon for ordinary input)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def digest_of(action):
+    return hashlib.sha256(canonical_json(action)).hexdigest()
+
+
+def new_token():
+    return "so_" + secrets.token_hex(32)
+
+
+def sha256_hex(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# The cast. Tokens are fresh for every test session.
+
+
+class Principal:
+    def __init__(self, pid, kind, owner=None, groups=None):
+        self.id = pid
+        self.kind = kind
+        self.owner = owner
+        self.groups = list(groups or [])
+        self.token = new_token()
+
+    def config(self):
+        entry = {"id": self.id, "kind": self.kind}
+        if self.owner:
+            entry["owner"] = self.owner
+        if self.groups:
+            entry["groups"] = self.groups
+        entry["token_sha256"] = sha256_hex(self.token)
+        return entry
+
+
+CAST = {
+    p.id: p
+    for p in [
+        Principal("deploy-bot", "agent", owner="alice"),
+        Principal("report-bot", "agent", owner="carol"),
+        # An agent that configuration put into the reviewers' and auditors' groups: it can see
+        # every request, and must still never review one.
+        Principal("ops-bot", "agent", groups=["sre", "auditors"]),
+        Principal("ci", "service"),
+        Principal("alice", "human", groups=["sre"]),
+        Principal("bob", "human", groups=["sre"]),
+        Principal("carol", "human", groups=["sre", "admins"]),
+        Principal("dave", "human", groups=["dba"]),
+        Principal("erin", "human", groups=["auditors"]),
+    ]
+}
+
+DEFAULT_POLICY = {
+    "default": "review",
+    "approvers": {"group": "sre", "count": 2},
+    "ttl": "30m",
+    "grant_ttl": "10m",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# A small YAML writer (block mappings, flow lists of scalars), so configs need no PyYAML.
+
+_YAML_SPECIAL = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
+
+
+def _yaml_scalar(v):
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if v is None:
+        return "null"
+    if isinstance(v, int):
+        return str(v)
+    s = str(v)
+    if (
+        re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", s)
+        and s.lower() not in _YAML_SPECIAL
+        and not re.fullmatch(r"[0-9.eE+-]+", s)
+    ):
+        return s
+    return json.dumps(s)
+
+
+def to_yaml(obj, indent=0):
+    pad = "  " * indent
+    lines = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if isinstance(v, dict):
+                lines.append(f"{pad}{k}:")
+                lines.append(to_yaml(v, indent + 1))
+            elif isinstance(v, list) and any(isinstance(x, (dict, list)) for x in v):
+                lines.append(f"{pad}{k}:")
+                lines.append(to_yaml(v, indent + 1))
+            elif isinstance(v, list):
+                lines.append(f"{pad}{k}: [" + ", ".join(_yaml_scalar(x) for x in v) + "]")
+            else:
+                lines.append(f"{pad}{k}: {_yaml_scalar(v)}")
+    elif isinstance(obj, list):
+        for item in obj:
+            if isinstance(item, dict):
+                sub = to_yaml(item, indent + 1).split("\n")
+                first = sub[0].lstrip()
+                lines.append(f"{pad}- {first}")
+                lines.extend(sub[1:])
+            else:
+                lines.append(f"{pad}- {_yaml_scalar(item)}")
+    else:
+        lines.append(pad + _yaml_scalar(obj))
+    return "\n".join(line for line in lines if line != "")
+
+
+def make_config(workdir, policy=None, server=None, principals=None, extra=None):
+    pol = dict(DEFAULT_POLICY)
+    pol.update(policy or {})
+    srv = {"listen": "127.0.0.1:0"}
+    srv.update(server or {})
+    cfg = {
+        "server": srv,
+        "store": {"url": f"sqlite:{workdir}/signoff.db"},
+        "audit": {"signing_key_file": f"{workdir}/audit.key"},
+        "auth": {"admin_group": "admins", "auditor_group": "auditors"},
+        "principals": [p.config() for p in (principals or CAST.values())],
+        "policy": pol,
+    }
+    cfg.update(extra or {})
+    return to_yaml(cfg) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP helpers.
+
+
+def error_of(resp, status, code=None):
+    """Assert `resp` is an error with this status, in the documented JSON shape; return its code."""
+    assert resp.status_code == status, (
+        f"{resp.request.method} {resp.request.path_url}: expected {status} {code or ''}, "
+        f"got {resp.status_code}: {resp.text[:500]}"
+    )
+    try:
+        body = resp.json()
+    except ValueError:
+        raise AssertionError(f"error body is not JSON: {resp.text[:500]!r}")
+    assert isinstance(body, dict) and isinstance(body.get("error"), dict), f"bad error shape: {body}"
+    err = body["error"]
+    assert isinstance(err.get("code"), str) and err["code"], f"error without code: {body}"
+    assert isinstance(err.get("message"), str), f"error without message: {body}"
+    if code is not None:
+        assert err["code"] == code, f"expected error code {code!r}, got {err['code']!r}: {body}"
+    return err["code"]
+
+
+def expect_error(resp, status, code):
+    error_of(resp, status, code)
+
+
+def expect_one_of(resp, *allowed):
+    """Assert `resp` is an error matching one of the (status, code) pairs in `allowed`.
+
+    Only for places where the contract leaves two documented refusals equally right, e.g. an
+    action by a principal that may not even see the request (404 not_found) or may see it but
+    is refused (403 ...)."""
+    statuses = [st for st, _ in allowed]
+    assert resp.status_code in statuses, (
+        f"{resp.request.method} {resp.request.path_url}: expected one of {list(allowed)}, "
+        f"got {resp.status_code}: {resp.text[:500]}")
+    code = error_of(resp, resp.status_code)
+    assert (resp.status_code, code) in allowed, f"expected one of {list(allowed)}, got {code}"
+
+
+def ok(resp, status=200):
+    assert resp.status_code == status, (
+        f"{resp.request.method} {resp.request.path_url}: expected {status}, "
+        f"got {resp.status_code}: {resp.text[:500]}"
+    )
+    return resp.json()
+
+
+def wait_until(fn, timeout=20.0, interval=0.1, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def sample_action(**overrides):
+    action = {
+        "kind": "shell",
+        "command": ["kubectl", "rollout", "restart", "deploy/api"],
+        "resource": "deploy/api",
+        "environment": "production",
+    }
+    action.update(overrides)
+    return action
+
+
+class Client:
+    """One principal's view of the API. Follows the daemon across restarts."""
+
+    def __init__(self, daemon, token, name=None):
+        self.daemon = daemon
+        self.token = token
+        self.name = name
+
+    def headers(self, extra=None):
+        h = {}
+        if self.token is not None:
+            h["Authorization"] = f"Bearer {self.token}"
+        h.update(extra or {})
+        return h
+
+    def request(self, method, path, json_body=None, data=None, headers=None, timeout=HTTP_TIMEOUT,
+                params=None):
+        h = self.headers(headers)
+        if json_body is not None:
+            data = json.dumps(json_body)
+        if data is not None:
+            h.setdefault("Content-Type", "application/json")
+        return requests.request(method, self.daemon.url + path, data=data, headers=h,
+                                timeout=timeout, params=params)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, json_body=body, **kw)
+
+    # Verbs -----------------------------------------------------------------------------------
+
+    def submit_raw(self, action=None, intent="e2e test", **fields):
+        body = {"action": action if action is not None else sample_action(), "intent": intent}
+        body.update(fields)
+        return self.post("/v1/requests", body)
+
+    def submit(self, action=None, intent="e2e test", expect=201, **fields):
+        return ok(self.submit_raw(action, intent, **fields), expect)
+
+    def show_raw(self, rid, wait=None, timeout=HTTP_TIMEOUT):
+        path = f"/v1/requests/{rid}"
+        if wait is not None:
+            path += f"?wait={wait}"
+        return self.get(path, timeout=timeout)
+
+    def show(self, rid):
+        return ok(self.show_raw(rid))
+
+    def review(self, rid, decision, comment=None):
+        body = {"decision": decision}
+        if comment is not None:
+            body["comment"] = comment
+        return self.post(f"/v1/requests/{rid}/reviews", body)
+
+    def approve(self, rid, comment=None):
+        return self.review(rid, "approve", comment)
+
+    def deny(self, rid, comment=None):
+        return self.review(rid, "deny", comment)
+
+    def cancel(self, rid):
+        return self.post(f"/v1/requests/{rid}/cancel", {})
+
+    def claim(self, rid, digest):
+        return self.post(f"/v1/requests/{rid}/claim", {"digest": digest})
+
+    def result(self, rid, exit_code, detail=None):
+        body = {"exit_code": exit_code}
+        if detail is not None:
+            body["detail"] = detail
+        return self.post(f"/v1/requests/{rid}/result", body)
+
+    def list(self, status=None, limit=None):
+        params = {}
+        if status:
+            params["status"] = status
+        if limit:
+            params["limit"] = limit
+        return ok(self.get("/v1/requests", params=params))
+
+    def audit_events(self, limit=100):
+        """Every audit event, following `next` page by page."""
+        events, after = [], None
+        for _ in range(10000):
+            params = {"limit": limit}
+            if after is not None:
+                params["after"] = after
+            page = ok(self.get("/v1/audit", params=params))
+            events.extend(page["events"])
+            nxt = page.get("next")
+            if nxt is None or not page["events"]:
+                return events
+            assert after is None or nxt > after, f"audit paging does not advance: {after} -> {nxt}"
+            after = nxt
+        raise AssertionError("audit paging never ended")
+
+
+# --------------------------------------------------------------------------------------------
+# The daemon process.
+
+
+class Daemon:
+    def __init__(self, workdir, config_text):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path = self.workdir / "signoff.yaml"
+        self.config_path.write_text(config_text)
+        self.proc = None
+        self.port = None
+        self.incarnation = 0
+        self.logs = []
+        self._reader = None
+
+    @property
+    def url(self):
+        assert self.port is not None, "daemon is not running"
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, name):
+        return Client(self, CAST[name].token, name)
+
+    def anonymous(self, token=None):
+        return Client(self, token)
+
+    def start(self):
+        if not SIGNOFFD.exists():
+            pytest.fail(f"signoffd is not built: {SIGNOFFD} (set SIGNOFF_BUILD)")
+        self.incarnation += 1
+        log_path = self.workdir / f"signoffd-{self.incarnation}.stderr"
+        out_path = self.workdir / f"signoffd-{self.incarnation}.stdout"
+        self.logs.append(log_path)
+        self.port = None
+        found = threading.Event()
+        port_box = []
+        stdout = open(out_path, "wb")
+        self.proc = subprocess.Popen(
+            [str(SIGNOFFD), "-c", str(self.config_path)],
+            cwd=self.workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+        )
+        stdout.close()
+
+        def drain(pipe, path):
+            with open(path, "wb") as log:
+                for line in iter(pipe.readline, b""):
+                    log.write(line)
+                    log.flush()
+                    if not found.is_set():
+                        m = LISTEN_RE.search(line)
+                        if m:
+                            port_box.append(int(m.group(1)))
+                            found.set()
+            pipe.close()
+
+        self._reader = threading.Thread(target=drain, args=(self.proc.stderr, log_path), daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not found.wait(0.05):
+            if self.proc.poll() is not None:
+                self._reader.join(2)
+                pytest.fail(
+                    f"signoffd exited with {self.proc.returncode} before listening:\n"
+                    + self.log_text(self.incarnation)
+                )
+            if time.monotonic() > deadline:
+                self._kill()
+                pytest.fail(f"signoffd did not log 'listening on' within {START_TIMEOUT}s:\n"
+                            + self.log_text(self.incarnation))
+        self.port = port_box[0]
+        return self
+
+    def _kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(STOP_TIMEOUT)
+        if self._reader:
+            self._reader.join(5)
+
+    def stop(self):
+        """SIGTERM, wait, then SIGKILL. Returns the exit status (None if it had to be killed)."""
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            rc = None
+        if self._reader:
+            self._reader.join(5)
+        return rc
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(STOP_TIMEOUT)
+        if self._reader:
+            self._reader.join(5)
+        self.port = None
+
+    def restart(self):
+        """kill -9, then start again on the same directory (same store, same key)."""
+        self.kill9()
+        return self.start()
+
+    def log_text(self, incarnation=None):
+        paths = self.logs if incarnation is None else [self.logs[incarnation - 1]]
+        out = []
+        for p in paths:
+            try:
+                out.append(p.read_text(errors="replace"))
+            except FileNotFoundError:
+                pass
+        return "\n".join(out)
+
+    def sanitizer_reports(self):
+        text = self.log_text()
+        return [m for m in SANITIZER_MARKERS if m in text]
+
+
+@pytest.fixture
+def start_daemon(tmp_path):
+    """Factory: start_daemon(policy={...}, server={...}) -> running Daemon, stopped at teardown."""
+    daemons = []
+
+    def factory(policy=None, server=None, principals=None, extra=None):
+        workdir = tmp_path / f"daemon{len(daemons)}"
+        workdir.mkdir()
+        d = Daemon(workdir, make_config(workdir, policy, server, principals, extra))
+        daemons.append(d)
+        return d.start()
+
+    yield factory
+    problems = []
+    for d in daemons:
+        d.stop()
+        reports = d.sanitizer_reports()
+        if reports:
+            problems.append(f"{d.workdir}: sanitizer reported {reports}:\n{d.log_text()[-4000:]}")
+    if problems:
+        pytest.fail("\n".join(problems))
+
+
+@pytest.fixture
+def daemon(start_daemon):
+    """A daemon with the default policy: review by 2 distinct humans of group sre."""
+    return start_daemon()
+
+
+def free_closed_port():
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# --------------------------------------------------------------------------------------------
+# The CLI.
+
+
+def cli_env(url, token):
+    env = dict(os.environ)
+    env.pop("SIGNOFF_URL", None)
+    env.pop("SIGNOFF_TOKEN", None)
+    if url is not None:
+        env["SIGNOFF_URL"] = url
+    if token is not None:
+        env["SIGNOFF_TOKEN"] = token
+    return env
+
+
+def cli_path():
+    if not SIGNOFF.exists():
+        pytest.fail(f"signoff CLI is not built: {SIGNOFF} (set SIGNOFF_BUILD)")
+    return str(SIGNOFF)
+
+
+def spawn_cli(args, url, token, cwd):
+    return subprocess.Popen(
+        [cli_path()] + list(args),
+        cwd=cwd,
+        env=cli_env(url, token),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def run_cli(args, url, token, cwd, timeout=60):
+    return subprocess.run(
+        [cli_path()] + list(args),
+        cwd=cwd,
+        env=cli_env(url, token),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=timeout,
+    )
