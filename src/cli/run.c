@@ -689,7 +689,8 @@ cli_run(struct cli *cli, int argc, char **argv)
 		goto out;
 	}
 	if (strcmp(status_name, "approved") != 0) {
-		fprintf(stderr, "signoff: %s is %s, not approved; nothing ran\n", id, status_name);
+		fprintf(stderr, "signoff: %s is already %s (a grant runs once); nothing ran\n", id,
+		        status_name);
 		status = CLI_EXIT_ERROR;
 		goto out;
 	}

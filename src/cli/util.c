@@ -33,11 +33,13 @@ cli_usage_error(const struct cli *cli, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "signoff %s: ", cli->verb);
+	bool top = strcmp(cli->verb, "signoff") == 0; /* before any verb */
+
+	fprintf(stderr, "signoff%s%s: ", top ? "" : " ", top ? "" : cli->verb);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, " (see 'signoff %s --help')\n", cli->verb);
+	fprintf(stderr, " (see 'signoff%s%s --help')\n", top ? "" : " ", top ? "" : cli->verb);
 	return CLI_EXIT_USAGE;
 }
 
