@@ -35,4 +35,17 @@ int so_audit_hash(const char prev_hash[65], const json_t *event, char out[65]);
  */
 int so_audit_verify_events(const json_t *events, int64_t *seq, char prev[65], int64_t *bad);
 
+/** The Ed25519 key that signs checkpoints. */
+typedef struct so_audit_key {
+	unsigned char pk[32];
+	unsigned char sk[64];
+} so_audit_key_t;
+
+/**
+ * Load the signing key from `path`, creating it (mode 0600) when the file does not exist.
+ * Refuses a key file that others may read. Wipe it with so_audit_key_wipe().
+ */
+int so_audit_key_load(const char *path, so_audit_key_t *key, char *err, size_t errlen);
+void so_audit_key_wipe(so_audit_key_t *key);
+
 #endif

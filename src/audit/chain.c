@@ -4,6 +4,7 @@
 #include <sodium.h>
 
 #include "audit/audit.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/json.h"
 
@@ -47,9 +48,11 @@ so_audit_append(so_store_t *s, const char *type, const char *request_id, const c
 	if ((rc = s->ops->audit_head(s, &head, row.prev_hash)))
 		goto out;
 	row.seq = head + 1;
-	ev = json_pack("{s:I, s:I, s:s, s:o, s:o, s:O}", "seq", (json_int_t)row.seq, "at",
-	               (json_int_t)now, "type", type, "request_id", str_or_null(request_id),
-	               "actor", str_or_null(actor), "data", data);
+	char at[40];
+	so_clock_format(now, at, sizeof(at));
+	ev = json_pack("{s:I, s:s, s:s, s:o, s:o, s:O}", "seq", (json_int_t)row.seq, "at", at,
+	               "type", type, "request_id", str_or_null(request_id), "actor",
+	               str_or_null(actor), "data", data);
 	if (!ev || !(data_text = so_json_canonical_str(data))) {
 		rc = SO_ENOMEM;
 		goto out;

@@ -385,7 +385,8 @@ so_core_claim(so_request_t *r, const so_principal_t *caller, const char *digest,
 	int rc;
 	if ((rc = check_requester(r, caller, "claim", err)))
 		return rc;
-	if (r->status == SO_ST_APPROVED && so_core_expire(r, now))
+	if ((r->status == SO_ST_APPROVED && so_core_expire(r, now)) ||
+	    (r->status == SO_ST_EXPIRED && r->grant_expires_at && now >= r->grant_expires_at))
 		return refuse(err, 409, "grant_expired", "the approval was not claimed in time");
 	if (r->status == SO_ST_CLAIMED || r->status == SO_ST_SUCCEEDED || r->status == SO_ST_FAILED)
 		return refuse(err, 409, "already_claimed", "request %s was already claimed", r->id);

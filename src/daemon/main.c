@@ -58,6 +58,7 @@ usage(FILE *out)
 
 static struct {
 	so_writer_t *writer;
+	so_audit_key_t key;
 } app;
 
 static int
@@ -191,6 +192,10 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if ((rc = so_audit_key_load(cfg.signing_key_file, &app.key, err, sizeof(err)))) {
+		so_error("audit key: %s", err);
+		goto out;
+	}
 	if ((rc = so_store_open(cfg.store_url, &store, err, sizeof(err)))) {
 		so_error("store %s: %s", cfg.store_url, err);
 		goto out;
@@ -245,6 +250,7 @@ out:
 		free(dt.tokens);
 	}
 	so_config_free(&cfg);
+	so_audit_key_wipe(&app.key);
 	if (status == 0)
 		so_info("stopped");
 	return status;

@@ -77,8 +77,10 @@ op_run_done(void *arg, int rc)
 	if (rc == SO_OK && c->decision_usec >= 0)
 		hist_observe(&so_metrics.decision_latency, c->decision_usec);
 	c->state = CONN_READY;
+	/* Once resumed, the connection may finish and free `c` at any moment. */
+	so_server_t *srv = c->srv;
 	MHD_resume_connection(c->waiter.mc);
-	atomic_fetch_sub(&c->srv->inflight, 1);
+	atomic_fetch_sub(&srv->inflight, 1);
 }
 
 static int

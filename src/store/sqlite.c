@@ -9,6 +9,7 @@
 
 #include <sqlite3.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -487,9 +488,10 @@ sq_audit_list(so_store_t *st, int64_t after, size_t limit, json_t **events)
 		                          (size_t)sqlite3_column_bytes(p, 5), JSON_DECODE_ANY, &jerr);
 		const char *rid = (const char *)sqlite3_column_text(p, 3);
 		const char *actor = (const char *)sqlite3_column_text(p, 4);
-		json_t *ev = json_pack("{s:I, s:I, s:s, s:o, s:o, s:o, s:s, s:s}", "seq",
-		                       (json_int_t)sqlite3_column_int64(p, 0), "at",
-		                       (json_int_t)sqlite3_column_int64(p, 1), "type",
+		char at[40];
+		so_clock_format(sqlite3_column_int64(p, 1), at, sizeof(at));
+		json_t *ev = json_pack("{s:I, s:s, s:s, s:o, s:o, s:o, s:s, s:s}", "seq",
+		                       (json_int_t)sqlite3_column_int64(p, 0), "at", at, "type",
 		                       (const char *)sqlite3_column_text(p, 2), "request_id",
 		                       rid ? json_string(rid) : json_null(), "actor",
 		                       actor ? json_string(actor) : json_null(), "data",
