@@ -612,11 +612,44 @@ migrate(sqlite3 *db, char *err, size_t errlen)
 	return exec_sql(db, "COMMIT", err, errlen);
 }
 
+/*
+ * "PATH" or "PATH?busy_timeout_ms=N": how long a write waits for a lock held by another
+ * process before it fails (and the API answers 503, changing nothing).
+ */
 static int
-sq_open(const char *path, so_store_t **out, char *err, size_t errlen)
+parse_target(const char *target, char *path, size_t pathlen, int *busy_ms, char *err,
+             size_t errlen)
 {
+	const char *q = strchr(target, '?');
+	size_t n = q ? (size_t)(q - target) : strlen(target);
+	if (!n || n >= pathlen) {
+		snprintf(err, errlen, "sqlite store needs a file path (sqlite:PATH)");
+		return SO_ECONFIG;
+	}
+	memcpy(path, target, n);
+	path[n] = '\0';
+	*busy_ms = BUSY_TIMEOUT_MS;
+	if (q) {
+		char *end;
+		long v;
+		if (strncmp(q + 1, "busy_timeout_ms=", 16) ||
+		    (v = strtol(q + 17, &end, 10), *end || end == q + 17 || v < 0 || v > 600000)) {
+			snprintf(err, errlen, "sqlite store: the only option is ?busy_timeout_ms=0..600000");
+			return SO_ECONFIG;
+		}
+		*busy_ms = (int)v;
+	}
+	return SO_OK;
+}
+
+static int
+sq_open(const char *target, so_store_t **out, char *err, size_t errlen)
+{
+	char path[4096];
+	int busy_ms, rc;
+	if ((rc = parse_target(target, path, sizeof(path), &busy_ms, err, errlen)))
+		return rc;
 	sqlite_store_t *s = calloc(1, sizeof(*s));
-	int rc;
 	if (!s)
 		return SO_ENOMEM;
 	s->base.ops = &so_store_sqlite_ops;
@@ -628,7 +661,7 @@ sq_open(const char *path, so_store_t **out, char *err, size_t errlen)
 		rc = SO_ESTORE;
 		goto fail;
 	}
-	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	sqlite3_busy_timeout(s->db, busy_ms);
 	if ((rc = exec_sql(s->db,
 	                   "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
 	                   "PRAGMA foreign_keys = ON;",
