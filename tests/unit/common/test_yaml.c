@@ -20,8 +20,10 @@ assert_refused(const char *text, const char *line_prefix, const char *what)
 	so_yaml_node_t *root = NULL;
 	char err[256] = "";
 	int rc = so_yaml_parse(text, strlen(text), &root, err, sizeof(err));
-	if (rc != SO_ECONFIG)
+	if (rc != SO_ECONFIG) {
+		so_yaml_free(root);
 		fail_msg("accepted (%d): %s", rc, text);
+	}
 	assert_null(root);
 	assert_prefix(err, line_prefix);
 	if (what)

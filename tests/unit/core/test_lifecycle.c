@@ -255,6 +255,12 @@ test_same_human_twice_is_already_reviewed(void **state)
 	so_request_t *r = pending("deploy-bot", SHELL_BODY, sre2, 1, 0);
 	assert_review_ok(r, "bob", SO_APPROVE);
 	assert_review_refused(r, "bob", SO_APPROVE, 409, "already_reviewed");
+	/* the same person through another channel is still the same person */
+	so_core_err_t err = {0};
+	assert_int_equal(so_core_review(&fixture_dir, r, who("bob"), SO_APPROVE, "", "slack", LATER,
+	                                &err),
+	                 SO_ECONFLICT);
+	assert_string_equal(err.code, "already_reviewed");
 	assert_int_equal(r->status, SO_ST_PENDING);
 	assert_int_equal(r->nreviews, 1);
 	so_request_free(r);

@@ -315,6 +315,28 @@ test_from_doc_refuses_malformed_documents(void **state)
 	}
 }
 
+static void
+test_from_doc_refuses_non_string_principals_without_crashing(void **state)
+{
+	/*
+	 * BUG (src/core/request.c, decision_from_doc): each item of
+	 * decision.requirements[].principals goes through strdup(json_string_value(item)), so a
+	 * stored document whose list holds a non-string (a corrupted or hand-edited row) makes
+	 * strdup(NULL) crash the daemon when it loads the request, instead of SO_EINVAL.
+	 * Kept last in this file: under ASan the crash ends the program.
+	 */
+	json_t *doc = json_of("{\"id\":\"req_1\",\"status\":\"pending\",\"digest\":\""
+	                      "0000000000000000000000000000000000000000000000000000000000000000"
+	                      "\",\"requester\":\"a\",\"action\":{\"kind\":\"x\"},"
+	                      "\"decision\":{\"outcome\":\"review\",\"requirements\":"
+	                      "[{\"principals\":[\"bob\",1],\"count\":1}]}}");
+	so_request_t *r = NULL;
+	int rc = so_request_from_doc(doc, &r);
+	so_request_free(r);
+	json_decref(doc);
+	assert_int_equal(rc, SO_EINVAL);
+}
+
 int
 main(void)
 {
@@ -340,6 +362,7 @@ main(void)
 		cmocka_unit_test(test_requested_ttl_is_read_from_the_body),
 		cmocka_unit_test(test_stored_doc_round_trips),
 		cmocka_unit_test(test_from_doc_refuses_malformed_documents),
+		cmocka_unit_test(test_from_doc_refuses_non_string_principals_without_crashing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
