@@ -36,6 +36,16 @@ HTTP_TIMEOUT = 30.0  # seconds for any one HTTP call (long-polls pass their own)
 LISTEN_RE = re.compile(rb"listening on http://127\.0\.0\.1:(\d+)")
 REQUEST_ID_RE = re.compile(r"^req_[0-9A-HJKMNP-TV-Z]{26}$")
 HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
+TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")  # RFC 3339 UTC, ms
+
+
+def parse_time(text):
+    """Seconds since the epoch of an RFC 3339 UTC time with milliseconds."""
+    import calendar
+    assert isinstance(text, str) and TIME_RE.match(text), \
+        f"not an RFC 3339 UTC time with milliseconds: {text!r}"
+    base, ms = text[:-1].split(".")
+    return calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) + int(ms) / 1000.0
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 

@@ -88,9 +88,13 @@ def test_reviewer_named_on_behalf_of_cannot_approve(daemon):
     assert ok(daemon.client("carol").approve(req["id"]))["status"] == "approved"
 
 
-def test_unknown_on_behalf_of_is_bad_request(daemon):
-    resp = daemon.client("ci").submit_raw(on_behalf_of="mallory")
-    expect_error(resp, 400, "bad_request")
+def test_unknown_or_non_human_on_behalf_of_is_bad_request(daemon):
+    ci = daemon.client("ci")
+    expect_error(ci.submit_raw(on_behalf_of="mallory"), 400, "bad_request")
+    # on_behalf_of names a human; an agent cannot be used to launder a request.
+    expect_error(ci.submit_raw(on_behalf_of="report-bot"), 400, "bad_request")
+    expect_error(ci.submit_raw(on_behalf_of=""), 400, "bad_request")
+    assert daemon.client("carol").list()["requests"] == []
 
 
 # 2. A quorum counts distinct humans. ------------------------------------------------------

@@ -3,8 +3,8 @@
 import threading
 import time
 
-from conftest import (HEX64_RE, REQUEST_ID_RE, digest_of, expect_error, expect_one_of, ok, sample_action,
-                      wait_until)
+from conftest import (HEX64_RE, REQUEST_ID_RE, digest_of, expect_error, expect_one_of, ok,
+                      parse_time, sample_action, wait_until)
 
 
 def test_submit_returns_pending_request_with_digest_of_canonical_action(daemon):
@@ -25,6 +25,8 @@ def test_submit_returns_pending_request_with_digest_of_canonical_action(daemon):
     assert req["reviews"] == []
     assert req["expires_at"] and req["created_at"]
     assert req["decided_at"] is None and req["claimed_at"] is None and req["result"] is None
+    created, expires = parse_time(req["created_at"]), parse_time(req["expires_at"])
+    assert expires - created == 30 * 60, "policy ttl 30m sets expires_at"
     reqs = req["decision"]["requirements"]
     assert len(reqs) == 1 and reqs[0]["group"] == "sre" and reqs[0]["count"] == 2
     assert reqs[0]["approved_by"] == []
@@ -118,6 +120,19 @@ def test_nonzero_result_marks_request_failed(start_daemon):
     assert done["status"] == "failed"
     assert done["result"]["exit_code"] == 7
     assert bot.show(req["id"])["status"] == "failed"
+
+
+def test_ttl_seconds_sets_expiry_and_times_are_rfc3339(daemon):
+    req = daemon.client("deploy-bot").submit(ttl_seconds=120)
+    assert parse_time(req["expires_at"]) - parse_time(req["created_at"]) == 120
+    ok(daemon.client("bob").approve(req["id"]))
+    done = ok(daemon.client("carol").approve(req["id"]))
+    for field in ["created_at", "expires_at", "decided_at", "grant_expires_at"]:
+        parse_time(done[field])
+    for review in done["reviews"]:
+        parse_time(review["at"])
+    # grant_ttl 10m runs from the approval.
+    assert parse_time(done["grant_expires_at"]) - parse_time(done["decided_at"]) == 600
 
 
 def test_long_poll_returns_pending_when_wait_runs_out(daemon):
@@ -255,3 +270,29 @@ def test_whoami_names_each_principal(daemon):
     carol = ok(daemon.client("carol").get("/v1/whoami"))
     assert sorted(carol["groups"]) == ["admins", "sre"]
     assert ok(daemon.client("deploy-bot").get("/v1/whoami"))["owner"] == "alice"
+
+
+def test_list_pages_with_limit_and_cursor(daemon):
+    bot = daemon.client("deploy-bot")
+    made = [bot.submit(sample_action(resource=f"deploy/{i}"))["id"] for i in range(7)]
+    bob = daemon.client("bob")
+    seen, cursor = [], None
+    for _ in range(10):
+        params = {"status": "pending", "limit": 3}
+        if cursor is not None:
+            params["cursor"] = cursor
+        page = ok(bob.get("/v1/requests", params=params))
+        assert len(page["requests"]) <= 3
+        seen.extend(r["id"] for r in page["requests"])
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(made)), "newest first, each request exactly once"
+    for bad in ["-1", "x", "3x"]:
+        expect_error(bob.get("/v1/requests", params={"limit": bad}), 400, "bad_request")
+    # Over the maximum: refused, or clamped to 200 (the contract names the range, not the error).
+    resp = bob.get("/v1/requests", params={"limit": "100000"})
+    if resp.status_code != 200:
+        expect_error(resp, 400, "bad_request")
+    else:
+        assert len(resp.json()["requests"]) <= 200

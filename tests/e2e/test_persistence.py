@@ -2,7 +2,7 @@
 
 import hashlib
 
-from conftest import Client, canonical_json, expect_error, ok, sample_action
+from conftest import Client, canonical_json, expect_error, ok, parse_time, sample_action
 
 KEPT_FIELDS = ["id", "status", "requester", "on_behalf_of", "action", "intent", "context",
                "digest", "reviews", "created_at", "expires_at", "decided_at", "claimed_at",
@@ -108,6 +108,17 @@ def test_audit_chain_is_intact_and_complete(start_daemon):
     # Small pages give the same events as one big read.
     assert d.client("erin").audit_events(limit=1) == events
     assert d.client("erin").audit_events(limit=3) == events
+
+
+def test_audit_events_name_actor_request_and_time(start_daemon):
+    d = start_daemon(policy={"approvers": {"group": "sre", "count": 1}})
+    req = d.client("deploy-bot").submit()
+    ok(d.client("bob").approve(req["id"]))
+    events = [ev for ev in d.client("erin").audit_events() if ev["request_id"] == req["id"]]
+    assert [ev["actor"] for ev in events] == ["deploy-bot", "bob"]
+    for ev in events:
+        assert isinstance(ev["type"], str) and ev["type"]
+        parse_time(ev["at"])  # times are RFC 3339 strings everywhere in the API
 
 
 def test_audit_after_cursor(start_daemon):
