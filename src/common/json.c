@@ -174,6 +174,8 @@ so_json_canonical(const json_t *v, so_buf_t *b)
 		double d = json_real_value(v);
 		if (!isfinite(d))
 			return SO_EINVAL;
+		if (d == 0)
+			return so_buf_add(b, "0", 1); /* -0.0 and 0.0 are one number */
 		return so_buf_printf(b, "%.17g", d);
 	}
 	case JSON_STRING: return canon_string(json_string_value(v), json_string_length(v), b);

@@ -139,6 +139,16 @@ read_node(struct yaml_reader *r, yaml_event_t *ev, int depth, so_yaml_node_t **o
 		         SO_YAML_MAX_DEPTH);
 		return SO_ECONFIG;
 	}
+	const yaml_char_t *anchor = ev->type == YAML_SCALAR_EVENT ? ev->data.scalar.anchor
+	                            : ev->type == YAML_MAPPING_START_EVENT
+	                                ? ev->data.mapping_start.anchor
+	                            : ev->type == YAML_SEQUENCE_START_EVENT
+	                                ? ev->data.sequence_start.anchor
+	                                : NULL;
+	if (anchor) {
+		snprintf(r->err, r->errlen, "line %d: anchors and aliases are not supported", line);
+		return SO_ECONFIG;
+	}
 	so_yaml_node_t *node = calloc(1, sizeof(*node));
 	if (!node)
 		return SO_ENOMEM;

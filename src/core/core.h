@@ -22,6 +22,7 @@ typedef struct so_principal {
 	char *id;
 	enum so_kind kind;
 	char *owner;        /**< for agents: the human responsible for it, or NULL */
+	char *team;         /**< for identity-aware routing (`owner.team`), or NULL */
 	char **groups;      /**< NULL-terminated */
 	char *token_sha256; /**< 64 lowercase hex, or NULL */
 	char *slack_user;   /**< chat identities, mapped only through configuration */

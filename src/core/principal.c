@@ -32,6 +32,7 @@ so_directory_free(so_directory_t *d)
 		so_principal_t *p = &d->items[i];
 		free(p->id);
 		free(p->owner);
+		free(p->team);
 		if (p->groups)
 			for (char **g = p->groups; *g; g++)
 				free(*g);

@@ -319,8 +319,11 @@ decision_from_doc(const json_t *d, so_decision_t *out)
 			out->reqs[i].principals = calloc(k + 1, sizeof(char *));
 			if (!out->reqs[i].principals)
 				return SO_ENOMEM;
-			for (size_t j = 0; j < k; j++)
-				out->reqs[i].principals[j] = strdup(json_string_value(json_array_get(pl, j)));
+			for (size_t j = 0; j < k; j++) {
+				const char *id = json_string_value(json_array_get(pl, j));
+				if (!id || !(out->reqs[i].principals[j] = strdup(id)))
+					return id ? SO_ENOMEM : SO_EINVAL;
+			}
 		}
 	}
 	return SO_OK;

@@ -70,6 +70,8 @@ parse_principal(const so_yaml_node_t *n, so_principal_t *p, char *err, size_t er
 			}
 		} else if (!strcmp(k, "owner")) {
 			rc = so_cfg_scalar_string(v, &p->owner, msg, sizeof(msg));
+		} else if (!strcmp(k, "team")) {
+			rc = so_cfg_scalar_string(v, &p->team, msg, sizeof(msg));
 		} else if (!strcmp(k, "groups")) {
 			rc = so_cfg_string_list(v, &p->groups, NULL, msg, sizeof(msg));
 		} else if (!strcmp(k, "token_sha256")) {
@@ -132,6 +134,26 @@ parse_principals(const so_yaml_node_t *n, void *target, char *err, size_t errlen
 			if (!strcmp(cfg->directory.items[j].id, id)) {
 				snprintf(err, errlen, "line %d: principal '%s' is defined twice",
 				         n->items[i]->line, id);
+				return SO_ECONFIG;
+			}
+		}
+	}
+	/* Checks across principals, once all are known. */
+	for (size_t i = 0; i < cfg->directory.n; i++) {
+		const so_principal_t *p = &cfg->directory.items[i];
+		if (p->owner) {
+			const so_principal_t *o = so_directory_find(&cfg->directory, p->owner);
+			if (!o || o->kind != SO_KIND_HUMAN) {
+				snprintf(err, errlen, "line %d: principal '%s': owner '%s' is not a configured "
+				         "human", n->items[i]->line, p->id, p->owner);
+				return SO_ECONFIG;
+			}
+		}
+		for (size_t j = 0; p->token_sha256 && j < i; j++) {
+			const char *other = cfg->directory.items[j].token_sha256;
+			if (other && !strcmp(other, p->token_sha256)) {
+				snprintf(err, errlen, "line %d: principals '%s' and '%s' share a token",
+				         n->items[i]->line, cfg->directory.items[j].id, p->id);
 				return SO_ECONFIG;
 			}
 		}
@@ -248,7 +270,7 @@ static const so_cfg_key_t config_table[] = {
 	{"log", "level", SO_CFG_STRING, OFF(log_level), "info", 0, 0, NULL, NULL, NULL,
 	 "lowest level logged: debug, info, warn, error"},
 	{"principals", NULL, SO_CFG_CUSTOM, 0, NULL, 0, 0, NULL, parse_principals, free_principals,
-	 "list of {id, kind: agent|human|service, owner, groups, token_sha256, slack_user, "
+	 "list of {id, kind: agent|human|service, owner, team, groups, token_sha256, slack_user, "
 	 "teams_user, email}"},
 	{"policy", "default", SO_CFG_ENUM, OFF(policy.def), "review", 0, 0, outcome_choices, NULL,
 	 NULL, "decision when no rule matches: allow, review or deny"},
@@ -282,25 +304,6 @@ check(so_config_t *cfg, const char *name, char *err, size_t errlen)
 	if (!!cfg->tls_cert_file != !!cfg->tls_key_file) {
 		snprintf(err, errlen, "%s: server.tls_cert_file and server.tls_key_file go together", name);
 		return SO_ECONFIG;
-	}
-	for (size_t i = 0; i < cfg->directory.n; i++) {
-		const so_principal_t *p = &cfg->directory.items[i];
-		if (p->owner) {
-			const so_principal_t *o = so_directory_find(&cfg->directory, p->owner);
-			if (!o || o->kind != SO_KIND_HUMAN) {
-				snprintf(err, errlen, "%s: principal '%s': owner '%s' is not a configured human",
-				         name, p->id, p->owner);
-				return SO_ECONFIG;
-			}
-		}
-		for (size_t j = 0; p->token_sha256 && j < i; j++) {
-			const char *other = cfg->directory.items[j].token_sha256;
-			if (other && !strcmp(other, p->token_sha256)) {
-				snprintf(err, errlen, "%s: principals '%s' and '%s' share a token", name,
-				         cfg->directory.items[j].id, p->id);
-				return SO_ECONFIG;
-			}
-		}
 	}
 	if (cfg->policy.def == SO_OUT_REVIEW && !cfg->policy.napprovers) {
 		snprintf(err, errlen, "%s: policy.default is review but policy.approvers names nobody",

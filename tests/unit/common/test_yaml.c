@@ -94,8 +94,9 @@ test_duplicate_key_is_refused_with_its_line(void **state)
 static void
 test_aliases_are_refused(void **state)
 {
-	assert_refused("a: &x 1\nb: *x\n", "line 2:", "alias");
-	assert_refused("base: &b { k: 1 }\nother:\n  <<: *b\n", "line 3:", "alias");
+	/* The anchor is refused first, on its own line. */
+	assert_refused("a: &x 1\nb: *x\n", "line 1:", "alias");
+	assert_refused("x: 0\nbase: &b { k: 1 }\nother:\n  <<: *b\n", "line 2:", "alias");
 }
 
 static void
