@@ -1,5 +1,6 @@
 """Idempotent submits, run-time tokens, who may see what, audit access, health and metrics."""
 
+import concurrent.futures
 import re
 
 import requests
@@ -37,6 +38,16 @@ def test_idempotency_key_returns_decided_request_unchanged(daemon):
     again = ok(bot.submit_raw(idempotency_key="deploy-44"), 200)
     assert again["id"] == first["id"]
     assert again["status"] == "denied", "a retry must not reopen a denied request"
+
+
+def test_concurrent_retries_with_one_key_make_one_request(daemon):
+    bot = daemon.client("deploy-bot")
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        resps = list(pool.map(lambda _: bot.submit_raw(idempotency_key="burst"), range(8)))
+    statuses = sorted(r.status_code for r in resps)
+    assert statuses == [200] * 7 + [201], statuses
+    assert len({r.json()["id"] for r in resps}) == 1
+    assert len(daemon.client("carol").list()["requests"]) == 1
 
 
 def test_idempotency_keys_belong_to_their_requester(daemon):

@@ -1,6 +1,7 @@
 """Bad input gets a clear, bounded JSON error and never changes stored data."""
 
 import json
+import time
 
 import pytest
 import requests
@@ -211,3 +212,36 @@ def test_bad_input_does_not_disturb_stored_requests(daemon):
     assert after["status"] == "pending"
     assert [r["reviewer"] for r in after["reviews"]] == ["bob"]
     assert ok(daemon.client("carol").approve(req["id"]))["status"] == "approved"
+
+
+def test_chunked_oversize_body_is_too_large(start_daemon):
+    # Without a Content-Length the limit must still hold.
+    d = start_daemon(server={"max_body": 1024})
+    bot = d.client("deploy-bot")
+    prefix = json.dumps({"action": sample_action(), "intent": "x", "context": {"diff": ""}})[:-2]
+
+    def chunks():
+        yield prefix.encode()
+        for _ in range(64):
+            yield b"x" * 1024
+        yield b'"}}'
+
+    headers = dict(bot.headers(), **{"Content-Type": "application/json"})
+    try:
+        resp = requests.post(d.url + "/v1/requests", data=chunks(), headers=headers,
+                             timeout=HTTP_TIMEOUT)
+    except requests.ConnectionError:
+        resp = None  # the server hung up mid-body: also a refusal
+    if resp is not None:
+        expect_error(resp, 413, "too_large")
+    assert d.client("carol").list()["requests"] == []
+
+
+def test_long_poll_is_bounded_by_max_wait(start_daemon):
+    d = start_daemon(server={"max_wait": 1})
+    bot = d.client("deploy-bot")
+    req = bot.submit()
+    t0 = time.monotonic()
+    resp = bot.show_raw(req["id"], wait=100000, timeout=120)
+    assert ok(resp)["status"] == "pending"
+    assert time.monotonic() - t0 < 60, "wait was not clamped to server.max_wait"

@@ -1,6 +1,8 @@
 """State and the audit chain survive kill -9 and a restart on the same directory."""
 
+import concurrent.futures
 import hashlib
+import time
 
 from conftest import Client, canonical_json, expect_error, ok, parse_time, sample_action
 
@@ -157,3 +159,38 @@ def test_sigterm_stops_cleanly(daemon):
     assert rc == 0, f"signoffd exited with {rc} on SIGTERM"
     daemon.start()
     assert ok(daemon.client("erin").get("/v1/requests"))["requests"], "data lost after clean stop"
+
+
+def test_deadlines_pass_while_daemon_is_down(start_daemon):
+    # A pending request and an unclaimed grant whose time runs out while signoffd is dead
+    # must not come back usable.
+    d = start_daemon(policy={"approvers": {"group": "sre", "count": 1}, "grant_ttl": "2s"})
+    bot, bob = d.client("deploy-bot"), d.client("bob")
+    pending = bot.submit(ttl_seconds=2)
+    granted = bot.submit(sample_action(resource="deploy/granted"))
+    assert ok(bob.approve(granted["id"]))["status"] == "approved"
+    d.kill9()
+    time.sleep(3)
+    d.start()
+    expect_error(bob.approve(pending["id"]), 409, "not_pending")
+    assert bot.show(pending["id"])["status"] == "expired"
+    expect_error(bot.claim(granted["id"], granted["digest"]), 409, "grant_expired")
+    assert bot.show(granted["id"])["status"] == "expired"
+    verify_chain(d.client("erin").audit_events())
+
+
+def test_audit_chain_stays_intact_under_concurrent_changes(start_daemon):
+    d = start_daemon(policy={"approvers": {"group": "sre", "count": 1}})
+    bot = d.client("deploy-bot")
+
+    def one(i):
+        req = bot.submit(sample_action(resource=f"deploy/{i}"))
+        reviewer = d.client("bob" if i % 2 else "carol")
+        return ok(reviewer.approve(req["id"]))["id"]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(one, range(24)))
+    events = verify_chain(d.client("erin").audit_events())
+    per_request = {rid: [ev for ev in events if ev["request_id"] == rid] for rid in ids}
+    for rid, evs in per_request.items():
+        assert len(evs) >= 2, f"{rid}: submit and approval must both be audited: {evs}"
