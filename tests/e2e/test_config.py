@@ -79,6 +79,8 @@ BAD_CASES = {
     "bad token hash": (12, '  - { id: alice, kind: human, groups: [sre], token_sha256: "abc" }', False),
     "bad count": (15, "  approvers: { group: sre, count: zero }", False),
     "bad max_body": (3, "  max_body: lots", True),
+    "zero count": (15, "  approvers: { group: sre, count: 0 }", False),
+    "unknown owner": (11, f'  - {{ id: deploy-bot, kind: agent, owner: zed, token_sha256: "{TOKEN_HASH[::-1]}" }}', False),
 }
 
 
@@ -123,3 +125,12 @@ def test_bad_config_does_not_start_daemon(tmp_path):
                           stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
     assert proc.returncode != 0
     assert b"listening on" not in proc.stderr
+
+
+def test_shared_token_hash_is_refused(tmp_path):
+    # Two principals with one token would make the caller's identity ambiguous.
+    lines = good_lines(tmp_path)
+    lines.insert(12, f'  - {{ id: bob, kind: human, groups: [sre], token_sha256: "{TOKEN_HASH}" }}')
+    proc, out = check(tmp_path, lines, name="shared.yaml")
+    assert proc.returncode != 0, f"two principals with one token were accepted:\n{out}"
+    assert "shared.yaml" in out, out

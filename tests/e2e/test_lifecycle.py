@@ -296,3 +296,15 @@ def test_list_pages_with_limit_and_cursor(daemon):
         expect_error(resp, 400, "bad_request")
     else:
         assert len(resp.json()["requests"]) <= 200
+
+
+def test_cancel_only_while_pending(start_daemon):
+    d = start_daemon(policy={"default": "allow"})
+    bot = d.client("deploy-bot")
+    req = bot.submit()
+    expect_error(bot.cancel(req["id"]), 409, "not_pending")
+    ok(bot.claim(req["id"], req["digest"]))
+    expect_error(bot.cancel(req["id"]), 409, "not_pending")
+    ok(bot.result(req["id"], 0))
+    expect_error(bot.cancel(req["id"]), 409, "not_pending")
+    assert bot.show(req["id"])["status"] == "succeeded"
