@@ -208,7 +208,9 @@ so_cfg_load(const so_cfg_key_t *table, const so_yaml_node_t *root, void *target,
 			if ((rc = parse_value(whole, sn, target, msg, sizeof(msg)))) {
 				/* Custom parsers may say "line N: ..." for a deeper node. */
 				int line = sn->line, used = 0;
-				if (sscanf(msg, "line %d: %n", &line, &used) == 1 && used > 0)
+				if (msg[0] == '@')
+					snprintf(err, errlen, "%s", msg + 1);
+				else if (sscanf(msg, "line %d: %n", &line, &used) == 1 && used > 0)
 					snprintf(err, errlen, "%s:%d: %s", file, line, msg + used);
 				else
 					snprintf(err, errlen, "%s:%d: %s: %s", file, sn->line, sec, msg);
@@ -229,7 +231,9 @@ so_cfg_load(const so_cfg_key_t *table, const so_yaml_node_t *root, void *target,
 			}
 			if ((rc = parse_value(k, sn->items[j], target, msg, sizeof(msg)))) {
 				int line = sn->items[j]->line, used = 0;
-				if (sscanf(msg, "line %d: %n", &line, &used) == 1 && used > 0)
+				if (msg[0] == '@')
+					snprintf(err, errlen, "%s", msg + 1);
+				else if (sscanf(msg, "line %d: %n", &line, &used) == 1 && used > 0)
 					snprintf(err, errlen, "%s:%d: %s", file, line, msg + used);
 				else
 					snprintf(err, errlen, "%s:%d: %s.%s: %s", file, line, sec, sn->keys[j], msg);

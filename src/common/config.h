@@ -18,7 +18,11 @@
 
 enum so_cfg_type { SO_CFG_STRING, SO_CFG_INT, SO_CFG_DURATION, SO_CFG_BOOL, SO_CFG_ENUM, SO_CFG_CUSTOM };
 
-/** Parses one node into `target`; writes "what is wrong" (no line) into err on failure. */
+/**
+ * Parses one node into `target`; on failure writes "what is wrong" into err: either plain
+ * text (the row's line is added), "line N: text" (line N of the same file), or "@text" for a
+ * message that is already complete (an included file names itself).
+ */
 typedef int (*so_cfg_custom_fn)(const so_yaml_node_t *node, void *target, char *err, size_t errlen);
 /** Releases what a custom parser stored. */
 typedef void (*so_cfg_custom_free_fn)(void *target);

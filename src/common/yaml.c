@@ -153,11 +153,14 @@ read_node(struct yaml_reader *r, yaml_event_t *ev, int depth, so_yaml_node_t **o
 	if (!node)
 		return SO_ENOMEM;
 	node->line = line;
+	node->column = (int)ev->start_mark.column + 1;
 	int rc = SO_OK;
 	switch (ev->type) {
 	case YAML_SCALAR_EVENT:
 		node->kind = SO_YAML_SCALAR;
 		node->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+		node->block = ev->data.scalar.style == YAML_LITERAL_SCALAR_STYLE ||
+		              ev->data.scalar.style == YAML_FOLDED_SCALAR_STYLE;
 		node->value = strndup((const char *)ev->data.scalar.value, ev->data.scalar.length);
 		if (!node->value)
 			rc = SO_ENOMEM;

@@ -14,8 +14,10 @@ enum so_yaml_kind { SO_YAML_SCALAR, SO_YAML_MAP, SO_YAML_SEQ };
 typedef struct so_yaml_node {
 	enum so_yaml_kind kind;
 	int line;                    /**< 1-based */
+	int column;                  /**< 1-based, where the node starts */
 	char *value;                 /**< scalar text (SCALAR only) */
 	int plain;                   /**< scalar was unquoted (so `null`/`~` mean null) */
+	int block;                   /**< scalar was a block (| or >): its text starts a line below */
 	size_t n;                    /**< items (SEQ) or members (MAP) */
 	struct so_yaml_node **items; /**< SEQ items, or MAP values */
 	char **keys;                 /**< MAP keys */

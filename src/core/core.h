@@ -61,9 +61,12 @@ int so_status_terminal(enum so_status s);
 
 /** One review requirement: `count` distinct eligible humans must approve. */
 typedef struct so_requirement {
-	char *group;       /**< members of this group are eligible, or NULL */
-	char **principals; /**< or these principals (NULL-terminated), or NULL */
+	char *group;          /**< members of this group are eligible, or NULL */
+	char **principals;    /**< or these principals (NULL-terminated), or NULL */
 	int64_t count;
+	char *escalate_group; /**< after escalate_at, members of this group are eligible too */
+	int64_t escalate_at;  /**< ms; 0 = no escalation */
+	int escalated;        /**< the escalation has happened (recorded by so_core_escalate) */
 } so_requirement_t;
 
 enum so_outcome { SO_OUT_ALLOW, SO_OUT_REVIEW, SO_OUT_DENY };
@@ -73,7 +76,8 @@ const char *so_outcome_name(enum so_outcome o);
 typedef struct so_decision {
 	enum so_outcome outcome;
 	char *policy_version;        /**< "sha256:<hex>" */
-	json_t *rules;               /**< [{name, decide, reason}], owned */
+	json_t *rules;               /**< the trace: [{name, decide, reason, ...}], owned */
+	json_t *route;               /**< where reviews are delivered: [{slack: ...}, ...], owned */
 	so_requirement_t *reqs;      /**< for review */
 	size_t nreqs;
 	int owner_may_approve;
@@ -161,6 +165,15 @@ int so_core_review(const so_directory_t *dir, so_request_t *r, const so_principa
 
 /** Whether the approvals recorded so far meet every requirement with distinct humans. */
 int so_core_quorum_met(const so_directory_t *dir, const so_request_t *r);
+/** Whether `p` may fill a seat of requirement `q` (escalation included once it happened). */
+int so_core_eligible_for(const so_requirement_t *q, const so_principal_t *p);
+/**
+ * Escalate every requirement whose time has come (pending requests only). Returns the number
+ * of requirements escalated now (0 when nothing changed).
+ */
+int so_core_escalate(so_request_t *r, int64_t now);
+/** The earliest escalation still to happen, or 0. */
+int64_t so_core_next_escalation(const so_request_t *r);
 /** Whether `p` is eligible under at least one requirement (ignores self-approval rules). */
 int so_core_eligible(const so_request_t *r, const so_principal_t *p);
 /** Whether `p` is barred from reviewing `r` by separation of duties. */

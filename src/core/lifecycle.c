@@ -219,10 +219,12 @@ so_core_is_self(const so_request_t *r, const so_principal_t *p)
 	return 0;
 }
 
-static int
-eligible_for(const so_requirement_t *q, const so_principal_t *p)
+int
+so_core_eligible_for(const so_requirement_t *q, const so_principal_t *p)
 {
 	if (q->group && so_principal_in_group(p, q->group))
+		return 1;
+	if (q->escalated && q->escalate_group && so_principal_in_group(p, q->escalate_group))
 		return 1;
 	if (q->principals)
 		for (char **pp = q->principals; *pp; pp++)
@@ -235,7 +237,7 @@ int
 so_core_eligible(const so_request_t *r, const so_principal_t *p)
 {
 	for (size_t i = 0; i < r->decision.nreqs; i++)
-		if (eligible_for(&r->decision.reqs[i], p))
+		if (so_core_eligible_for(&r->decision.reqs[i], p))
 			return 1;
 	return 0;
 }
@@ -299,7 +301,7 @@ so_core_quorum_met(const so_directory_t *dir, const so_request_t *r)
 			continue;
 		/* Reviews are one per human (enforced at review time and by the store). */
 		for (size_t k = 0; k < q.nq; k++)
-			q.elig[q.na][k] = (unsigned char)eligible_for(&r->decision.reqs[k], p);
+			q.elig[q.na][k] = (unsigned char)so_core_eligible_for(&r->decision.reqs[k], p);
 		q.assigned[q.na] = -1;
 		q.na++;
 	}
@@ -450,4 +452,35 @@ so_core_may_view(const so_request_t *r, const so_principal_t *p, const char *adm
 	if (so_principal_in_group(p, admin_group) || so_principal_in_group(p, auditor_group))
 		return 1;
 	return p->kind == SO_KIND_HUMAN && so_core_eligible(r, p);
+}
+
+int
+so_core_escalate(so_request_t *r, int64_t now)
+{
+	int n = 0;
+	if (r->status != SO_ST_PENDING)
+		return 0;
+	for (size_t i = 0; i < r->decision.nreqs; i++) {
+		so_requirement_t *q = &r->decision.reqs[i];
+		if (q->escalate_group && !q->escalated && q->escalate_at && now >= q->escalate_at) {
+			q->escalated = 1;
+			n++;
+		}
+	}
+	return n;
+}
+
+int64_t
+so_core_next_escalation(const so_request_t *r)
+{
+	int64_t next = 0;
+	if (r->status != SO_ST_PENDING)
+		return 0;
+	for (size_t i = 0; i < r->decision.nreqs; i++) {
+		const so_requirement_t *q = &r->decision.reqs[i];
+		if (q->escalate_group && !q->escalated && q->escalate_at &&
+		    (!next || q->escalate_at < next))
+			next = q->escalate_at;
+	}
+	return next;
 }

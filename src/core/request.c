@@ -51,8 +51,10 @@ so_decision_clear(so_decision_t *d)
 {
 	free(d->policy_version);
 	json_decref(d->rules);
+	json_decref(d->route);
 	for (size_t i = 0; i < d->nreqs; i++) {
 		free(d->reqs[i].group);
+		free(d->reqs[i].escalate_group);
 		if (d->reqs[i].principals)
 			for (char **p = d->reqs[i].principals; *p; p++)
 				free(*p);
@@ -134,13 +136,13 @@ so_review_to_json(const so_review_t *rv)
 	                 "comment", rv->comment, "at", time_json(rv->at));
 }
 
+/* One requirement; the API view (dir != NULL) adds who has approved toward it. */
 static json_t *
 requirement_json(const so_directory_t *dir, const so_request_t *r, const so_requirement_t *q)
 {
 	json_t *o = json_object();
-	json_t *by = json_array();
-	if (!o || !by)
-		goto fail;
+	if (!o)
+		return NULL;
 	if (q->group)
 		json_object_set_new(o, "group", json_string(q->group));
 	if (q->principals) {
@@ -150,24 +152,24 @@ requirement_json(const so_directory_t *dir, const so_request_t *r, const so_requ
 		json_object_set_new(o, "principals", list);
 	}
 	json_object_set_new(o, "count", json_integer(q->count));
+	if (q->escalate_group) {
+		json_t *esc = json_pack("{s:s, s:b}", "to_group", q->escalate_group, "escalated",
+		                        q->escalated);
+		json_object_set_new(esc, "at", dir ? time_json(q->escalate_at)
+		                                   : json_integer(q->escalate_at));
+		json_object_set_new(o, "escalation", esc);
+	}
+	if (!dir)
+		return o;
+	json_t *by = json_array();
 	for (size_t i = 0; i < r->nreviews; i++) {
 		const so_review_t *rv = &r->reviews[i];
 		const so_principal_t *p = so_directory_find(dir, rv->reviewer);
-		if (rv->verdict != SO_APPROVE || !p)
-			continue;
-		int eligible = q->group && so_principal_in_group(p, q->group);
-		if (q->principals)
-			for (char **pp = q->principals; *pp; pp++)
-				eligible |= strcmp(*pp, p->id) == 0;
-		if (eligible)
+		if (rv->verdict == SO_APPROVE && p && so_core_eligible_for(q, p))
 			json_array_append_new(by, json_string(p->id));
 	}
 	json_object_set_new(o, "approved_by", by);
 	return o;
-fail:
-	json_decref(o);
-	json_decref(by);
-	return NULL;
 }
 
 static json_t *
@@ -176,29 +178,14 @@ decision_json(const so_directory_t *dir, const so_request_t *r, int stored)
 	const so_decision_t *d = &r->decision;
 	json_t *o = json_object();
 	json_t *reqs = json_array();
-	for (size_t i = 0; i < d->nreqs; i++) {
-		if (stored) {
-			const so_requirement_t *q = &d->reqs[i];
-			json_t *s = json_object();
-			if (q->group)
-				json_object_set_new(s, "group", json_string(q->group));
-			if (q->principals) {
-				json_t *list = json_array();
-				for (char **p = q->principals; *p; p++)
-					json_array_append_new(list, json_string(*p));
-				json_object_set_new(s, "principals", list);
-			}
-			json_object_set_new(s, "count", json_integer(q->count));
-			json_array_append_new(reqs, s);
-		} else {
-			json_array_append_new(reqs, requirement_json(dir, r, &d->reqs[i]));
-		}
-	}
+	for (size_t i = 0; i < d->nreqs; i++)
+		json_array_append_new(reqs, requirement_json(stored ? NULL : dir, r, &d->reqs[i]));
 	json_object_set_new(o, "outcome", json_string(so_outcome_name(d->outcome)));
 	json_object_set_new(o, "policy_version", str_or_null(d->policy_version));
 	json_object_set_new(o, "rules", d->rules ? json_incref(d->rules) : json_array());
 	json_object_set_new(o, "requirements", reqs);
 	json_object_set_new(o, "owner_may_approve", json_boolean(d->owner_may_approve));
+	json_object_set_new(o, "route", d->route ? json_incref(d->route) : json_array());
 	if (stored) {
 		json_object_set_new(o, "ttl", json_integer(d->ttl));
 		json_object_set_new(o, "grant_ttl", json_integer(d->grant_ttl));
@@ -298,6 +285,7 @@ decision_from_doc(const json_t *d, so_decision_t *out)
 		out->outcome = SO_OUT_REVIEW;
 	out->policy_version = dup_opt(d, "policy_version");
 	out->rules = json_incref(json_object_get(d, "rules"));
+	out->route = json_incref(json_object_get(d, "route"));
 	out->owner_may_approve = json_is_true(json_object_get(d, "owner_may_approve"));
 	out->ttl = int_of(d, "ttl");
 	out->grant_ttl = int_of(d, "grant_ttl");
@@ -313,6 +301,12 @@ decision_from_doc(const json_t *d, so_decision_t *out)
 		json_t *q = json_array_get(reqs, i);
 		out->reqs[i].group = dup_opt(q, "group");
 		out->reqs[i].count = int_of(q, "count");
+		json_t *esc = json_object_get(q, "escalation");
+		if (json_is_object(esc)) {
+			out->reqs[i].escalate_group = dup_opt(esc, "to_group");
+			out->reqs[i].escalate_at = int_of(esc, "at");
+			out->reqs[i].escalated = json_is_true(json_object_get(esc, "escalated"));
+		}
 		json_t *pl = json_object_get(q, "principals");
 		if (json_is_array(pl)) {
 			size_t k = json_array_size(pl);

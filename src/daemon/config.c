@@ -1,17 +1,19 @@
+#include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "common/config.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/yaml.h"
 #include "daemon/config.h"
-
-static const char *const outcome_choices[] = {"allow", "review", "deny", NULL};
+#include "daemon/policy_config.h"
 
 #define MAX_PRINCIPALS 10000
-#define MAX_REQUIREMENTS 16
 
 static int
 is_hex64(const char *s)
@@ -167,73 +169,6 @@ free_principals(void *target)
 	so_directory_free(&((so_config_t *)target)->directory);
 }
 
-static int
-parse_requirement(const so_yaml_node_t *n, so_requirement_t *q, char *err, size_t errlen)
-{
-	int rc;
-	char msg[256];
-	if (n->kind != SO_YAML_MAP) {
-		snprintf(err, errlen, "line %d: an approver requirement is {group: G, count: N} "
-		                      "or {principals: [...], count: N}", n->line);
-		return SO_ECONFIG;
-	}
-	q->count = 1;
-	for (size_t i = 0; i < n->n; i++) {
-		const char *k = n->keys[i];
-		const so_yaml_node_t *v = n->items[i];
-		if (!strcmp(k, "group"))
-			rc = so_cfg_scalar_string(v, &q->group, msg, sizeof(msg));
-		else if (!strcmp(k, "principals"))
-			rc = so_cfg_string_list(v, &q->principals, NULL, msg, sizeof(msg));
-		else if (!strcmp(k, "count"))
-			rc = so_cfg_scalar_int(v, 1, 100, &q->count, msg, sizeof(msg));
-		else {
-			snprintf(err, errlen, "line %d: unknown key 'approvers.%s'", n->key_lines[i], k);
-			return SO_ECONFIG;
-		}
-		if (rc) {
-			snprintf(err, errlen, "line %d: approvers.%s: %s", v->line, k, msg);
-			return rc;
-		}
-	}
-	if (!q->group == !q->principals) {
-		snprintf(err, errlen, "line %d: an approver requirement names either a group or "
-		                      "principals", n->line);
-		return SO_ECONFIG;
-	}
-	return SO_OK;
-}
-
-static int
-parse_approvers(const so_yaml_node_t *n, void *target, char *err, size_t errlen)
-{
-	so_config_t *cfg = target;
-	so_policy_t *p = &cfg->policy;
-	size_t k = n->kind == SO_YAML_SEQ ? n->n : 1;
-	if (k > MAX_REQUIREMENTS) {
-		snprintf(err, errlen, "more than %d approver requirements", MAX_REQUIREMENTS);
-		return SO_ECONFIG;
-	}
-	so_policy_free(p);
-	p->approvers = calloc(k ? k : 1, sizeof(*p->approvers));
-	if (!p->approvers)
-		return SO_ENOMEM;
-	for (size_t i = 0; i < k; i++) {
-		p->napprovers = i + 1;
-		int rc = parse_requirement(n->kind == SO_YAML_SEQ ? n->items[i] : n, &p->approvers[i],
-		                           err, errlen);
-		if (rc)
-			return rc;
-	}
-	return SO_OK;
-}
-
-static void
-free_approvers(void *target)
-{
-	so_policy_free(&((so_config_t *)target)->policy);
-}
-
 #define OFF(f) offsetof(so_config_t, f)
 
 static const so_cfg_key_t config_table[] = {
@@ -272,17 +207,26 @@ static const so_cfg_key_t config_table[] = {
 	{"principals", NULL, SO_CFG_CUSTOM, 0, NULL, 0, 0, NULL, parse_principals, free_principals,
 	 "list of {id, kind: agent|human|service, owner, team, groups, token_sha256, slack_user, "
 	 "teams_user, email}"},
-	{"policy", "default", SO_CFG_ENUM, OFF(policy.def), "review", 0, 0, outcome_choices, NULL,
-	 NULL, "decision when no rule matches: allow, review or deny"},
-	{"policy", "approvers", SO_CFG_CUSTOM, 0, NULL, 0, 0, NULL, parse_approvers, free_approvers,
-	 "who must approve a review: {group: G, count: N} or {principals: [...], count: N}, or a "
-	 "list of them (each met by distinct humans)"},
+	{"policy", "default", SO_CFG_CUSTOM, 0, "review", 0, 0, NULL, so_policy_cfg_default, NULL,
+	 "decision when no rule matches: allow, review or deny"},
+	{"policy", "approvers", SO_CFG_CUSTOM, 0, NULL, 0, 0, NULL, so_policy_cfg_approvers,
+	 so_policy_cfg_free_approvers,
+	 "who approves a review by default: {group: G, count: N} or {principals: [...], count: N}, "
+	 "or a list of them (each met by distinct humans); group may name a field, like owner.team"},
 	{"policy", "ttl", SO_CFG_DURATION, OFF(policy.ttl), "30m", 1, 86400, NULL, NULL, NULL,
 	 "how long a request may wait for review before it expires"},
 	{"policy", "grant_ttl", SO_CFG_DURATION, OFF(policy.grant_ttl), "10m", 1, 86400, NULL, NULL,
 	 NULL, "how long an approval may wait for its claim before it expires"},
 	{"policy", "owner_may_approve", SO_CFG_BOOL, OFF(policy.owner_may_approve), "false", 0, 0,
 	 NULL, NULL, NULL, "let an agent's owner approve its requests (counts as one person)"},
+	{"policy", "timezone", SO_CFG_CUSTOM, 0, "UTC", 0, 0, NULL, so_policy_cfg_timezone, NULL,
+	 "zone of time.hour and time.weekday in rules: UTC or an offset like +02:00"},
+	{"policy", "rules", SO_CFG_CUSTOM, 0, NULL, 0, 0, NULL, so_policy_cfg_rules,
+	 so_policy_cfg_free_rules,
+	 "list of {name, when, decide, reason, approvers, owner_may_approve, ttl, escalate, route, "
+	 "require} (docs/policy.md)"},
+	{"policy", "include", SO_CFG_CUSTOM, 0, NULL, 0, 0, NULL, so_policy_cfg_include, NULL,
+	 "files (globs, relative to this file) that hold more rules: under a top-level rules: key"},
 	{NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, NULL, NULL},
 };
 
@@ -305,23 +249,72 @@ check(so_config_t *cfg, const char *name, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: server.tls_cert_file and server.tls_key_file go together", name);
 		return SO_ECONFIG;
 	}
-	if (cfg->policy.def == SO_OUT_REVIEW && !cfg->policy.napprovers) {
-		snprintf(err, errlen, "%s: policy.default is review but policy.approvers names nobody",
-		         name);
-		return SO_ECONFIG;
+	const struct so_config_loading *ld = cfg->loading;
+	if (!cfg->policy.napprovers) {
+		if (cfg->policy.def == SO_OUT_REVIEW) {
+			int line = ld->default_line;
+			if (line)
+				snprintf(err, errlen, "%s:%d: policy.default is review but policy.approvers "
+				         "names nobody", name, line);
+			else
+				snprintf(err, errlen, "%s: policy.default is review (the default) but "
+				         "policy.approvers names nobody", name);
+			return SO_ECONFIG;
+		}
+		for (size_t i = 0; i < cfg->policy.nrules; i++) {
+			const so_rule_t *r = &cfg->policy.rules[i];
+			if (r->decide == SO_OUT_REVIEW && !r->napprovers) {
+				snprintf(err, errlen, "%s:%d: rule '%s' asks for review but names no approvers, "
+				         "and policy.approvers is empty", name, r->line, r->name);
+				return SO_ECONFIG;
+			}
+		}
 	}
-	return so_policy_seal(&cfg->policy);
+	/* The version is the hash of every loaded text (the file and its includes). */
+	unsigned char md[32];
+	char hex[65];
+	crypto_hash_sha256(md, (const unsigned char *)so_buf_cstr(&cfg->loading->text),
+	                   cfg->loading->text.len);
+	sodium_bin2hex(hex, sizeof(hex), md, sizeof(md));
+	snprintf(cfg->policy.version, sizeof(cfg->policy.version), "sha256:%s", hex);
+	return SO_OK;
 }
 
 static int
-load_root(so_yaml_node_t *root, const char *name, so_config_t *cfg, char *err, size_t errlen)
+load_text(const char *text, size_t len, const char *name, so_config_t *cfg, char *err,
+          size_t errlen)
 {
-	int rc = so_cfg_load(config_table, root, cfg, name, err, errlen);
-	so_yaml_free(root);
-	if (rc == SO_OK)
-		rc = check(cfg, name, err, errlen);
-	if (rc == SO_OK && !(cfg->path = strdup(name)))
+	struct so_config_loading ld = {.file = name};
+	so_yaml_node_t *root = NULL;
+	char msg[512];
+	int rc;
+
+	memset(cfg, 0, sizeof(*cfg));
+	const char *slash = strrchr(name, '/');
+	if (slash && (size_t)(slash - name) < sizeof(ld.dir))
+		snprintf(ld.dir, sizeof(ld.dir), "%.*s", (int)(slash - name), name);
+	so_buf_init(&ld.text, (size_t)SO_YAML_MAX_BYTES * 8);
+	cfg->loading = &ld;
+	if ((rc = so_buf_add(&ld.text, text, len)))
+		goto out;
+	if ((rc = so_yaml_parse(text, len, &root, msg, sizeof(msg)))) {
+		/* "line N: what" from the parser becomes "FILE:N: what" */
+		int line, used = 0;
+		if (sscanf(msg, "line %d: %n", &line, &used) == 1 && used > 0)
+			snprintf(err, errlen, "%s:%d: %s", name, line, msg + used);
+		else
+			snprintf(err, errlen, "%s: %s", name, msg);
+		goto out;
+	}
+	if ((rc = so_cfg_load(config_table, root, cfg, name, err, errlen)) ||
+	    (rc = check(cfg, name, err, errlen)))
+		goto out;
+	if (!(cfg->path = strdup(name)))
 		rc = SO_ENOMEM;
+out:
+	so_yaml_free(root);
+	so_buf_free(&ld.text);
+	cfg->loading = NULL;
 	if (rc)
 		so_config_free(cfg);
 	return rc;
@@ -331,34 +324,36 @@ int
 so_config_load_text(const char *text, const char *name, so_config_t *cfg, char *err,
                     size_t errlen)
 {
-	so_yaml_node_t *root = NULL;
-	char msg[512];
-	memset(cfg, 0, sizeof(*cfg));
-	int rc = so_yaml_parse(text, strlen(text), &root, msg, sizeof(msg));
-	if (rc) {
-		snprintf(err, errlen, "%s: %s", name, msg);
-		return rc;
-	}
-	return load_root(root, name, cfg, err, errlen);
+	return load_text(text, strlen(text), name, cfg, err, errlen);
 }
 
 int
 so_config_load_file(const char *path, so_config_t *cfg, char *err, size_t errlen)
 {
-	so_yaml_node_t *root = NULL;
-	char msg[512];
+	so_buf_t text;
+	char chunk[8192];
+	size_t got;
+	int rc = SO_OK;
 	memset(cfg, 0, sizeof(*cfg));
-	int rc = so_yaml_load_file(path, &root, msg, sizeof(msg));
-	if (rc) {
-		/* "line N: what" from the parser becomes "FILE:N: what" */
-		int line, used = 0;
-		if (sscanf(msg, "line %d: %n", &line, &used) == 1 && used > 0)
-			snprintf(err, errlen, "%s:%d: %s", path, line, msg + used);
-		else
-			snprintf(err, errlen, "%s: %s", path, msg);
-		return rc;
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return SO_EIO;
 	}
-	return load_root(root, path, cfg, err, errlen);
+	so_buf_init(&text, SO_YAML_MAX_BYTES);
+	while (rc == SO_OK && (got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		rc = so_buf_add(&text, chunk, got);
+	if (ferror(f))
+		rc = SO_EIO;
+	fclose(f);
+	if (rc == SO_ETOOLARGE)
+		snprintf(err, errlen, "%s: file is larger than %u bytes", path, SO_YAML_MAX_BYTES);
+	else if (rc)
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+	else
+		rc = load_text(so_buf_cstr(&text), text.len, path, cfg, err, errlen);
+	so_buf_free(&text);
+	return rc;
 }
 
 void

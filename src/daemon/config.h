@@ -27,6 +27,7 @@ typedef struct so_config {
 	char *log_level;
 	so_directory_t directory;
 	so_policy_t policy;
+	struct so_config_loading *loading; /**< only while loading */
 } so_config_t;
 
 /** Load and check a configuration file. On failure `err` says "FILE:LINE: what". */

@@ -72,6 +72,22 @@ op_started(so_store_t *s, void *arg)
 	                       so_clock_now_ms());
 }
 
+/* How the server loads the policy again: the whole file is read and checked, and only its
+ * policy is taken (principals and other settings need a restart). */
+static int
+load_policy(void *ctx, so_policy_t *out, char *err, size_t errlen)
+{
+	const char *path = ctx;
+	so_config_t fresh;
+	int rc = so_config_load_file(path, &fresh, err, errlen);
+	if (rc)
+		return rc;
+	*out = fresh.policy;
+	memset(&fresh.policy, 0, sizeof(fresh.policy));
+	so_config_free(&fresh);
+	return SO_OK;
+}
+
 struct demo_tokens {
 	so_config_t *cfg;
 	char (*tokens)[68];
@@ -218,13 +234,16 @@ main(int argc, char **argv)
 			goto out;
 		}
 	}
-	if ((rc = so_server_start(&cfg, app.writer, &server, err, sizeof(err)))) {
+	char policy_version[sizeof(cfg.policy.version)];
+	memcpy(policy_version, cfg.policy.version, sizeof(policy_version));
+	if ((rc = so_server_start(&cfg, app.writer, config_path ? load_policy : NULL,
+	                          (void *)config_path, &server, err, sizeof(err)))) {
 		so_error("%s", err);
 		goto out;
 	}
 	so_info("signoffd %s listening on %s://127.0.0.1:%u (store %s, policy %s)", VERSION,
 	        cfg.tls_cert_file ? "https" : "http", so_server_port(server), cfg.store_url,
-	        cfg.policy.version);
+	        policy_version);
 	if (dt.minted)
 		print_demo(&cfg, &dt, so_server_port(server));
 	else if (!config_path)
@@ -235,7 +254,8 @@ main(int argc, char **argv)
 		int sig = 0;
 		sigwait(&sigs, &sig);
 		if (sig == SIGHUP) {
-			so_info("SIGHUP: configuration reload is not supported yet; restart to apply");
+			if (so_server_reload_policy(server, NULL, err, sizeof(err)))
+				so_error("SIGHUP: policy not reloaded: %s", err);
 			continue;
 		}
 		so_info("signal %d: shutting down", sig);

@@ -160,6 +160,7 @@ static const struct route routes[] = {
 	{"POST", "/v1/requests/*/result", 1, h_result},
 	{"POST", "/v1/tokens", 1, h_tokens},
 	{"GET", "/v1/audit", 1, h_audit},
+	{"POST", "/v1/admin/policy/reload", 1, h_policy_reload},
 };
 
 /* Match `url` against `pattern`; a "*" segment captures into id. */
@@ -386,8 +387,8 @@ raise_fd_limit(size_t want)
 }
 
 int
-so_server_start(so_config_t *cfg, so_writer_t *writer, so_server_t **out, char *err,
-                size_t errlen)
+so_server_start(so_config_t *cfg, so_writer_t *writer, so_policy_loader_fn loader,
+                void *loader_ctx, so_server_t **out, char *err, size_t errlen)
 {
 	struct sockaddr_in sa;
 	int rc;
@@ -396,6 +397,17 @@ so_server_start(so_config_t *cfg, so_writer_t *writer, so_server_t **out, char *
 		return SO_ENOMEM;
 	srv->cfg = cfg;
 	srv->writer = writer;
+	srv->loader = loader;
+	srv->loader_ctx = loader_ctx;
+	pthread_mutex_init(&srv->policy_lock, NULL);
+	pthread_mutex_init(&srv->reload_lock, NULL);
+	if (!(srv->policy = calloc(1, sizeof(*srv->policy)))) {
+		free(srv);
+		return SO_ENOMEM;
+	}
+	srv->policy->policy = cfg->policy; /* moved: the server frees it */
+	srv->policy->refs = 1;
+	memset(&cfg->policy, 0, sizeof(cfg->policy));
 	srv->limits.max_depth = (size_t)cfg->max_json_depth;
 	srv->limits.max_string = (size_t)cfg->max_string;
 	srv->limits.max_items = (size_t)cfg->max_items;
@@ -488,6 +500,10 @@ so_server_stop(so_server_t *srv)
 	readers_close(&srv->readers);
 	pthread_mutex_destroy(&srv->sweep_lock);
 	pthread_cond_destroy(&srv->sweep_cond);
+	if (srv->policy)
+		policy_release(srv->policy);
+	pthread_mutex_destroy(&srv->policy_lock);
+	pthread_mutex_destroy(&srv->reload_lock);
 	free(srv->tls_cert);
 	if (srv->tls_key) {
 		sodium_memzero(srv->tls_key, strlen(srv->tls_key));

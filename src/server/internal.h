@@ -80,6 +80,17 @@ struct metrics {
 extern struct metrics so_metrics;
 void metrics_render(so_server_t *srv, so_buf_t *out);
 
+/* ---- the policy in force, replaced whole on reload ---- */
+
+struct policy_ref {
+	so_policy_t policy;
+	_Atomic int refs;
+};
+
+/** The policy in force, held until policy_release(): one policy per decision, never a mix. */
+struct policy_ref *policy_acquire(so_server_t *srv);
+void policy_release(struct policy_ref *ref);
+
 /* ---- the server ---- */
 
 struct so_server {
@@ -97,6 +108,11 @@ struct so_server {
 	int stopping;
 	int sweeper_started;
 	_Atomic int inflight; /* changes queued in the writer with a suspended connection */
+	pthread_mutex_t policy_lock;
+	struct policy_ref *policy;
+	pthread_mutex_t reload_lock; /* one reload at a time */
+	so_policy_loader_fn loader;
+	void *loader_ctx;
 };
 
 enum conn_state { CONN_NEW, CONN_SUSPENDED, CONN_READY };
@@ -162,6 +178,7 @@ void h_tokens(struct conn *c, struct MHD_Connection *mc);
 void h_audit(struct conn *c, struct MHD_Connection *mc);
 void h_whoami(struct conn *c, struct MHD_Connection *mc);
 void h_metrics(struct conn *c, struct MHD_Connection *mc);
+void h_policy_reload(struct conn *c, struct MHD_Connection *mc);
 
 /** Answer for a resumed long-poll: re-read request c->id and reply with it. */
 void finish_wait(struct conn *c);

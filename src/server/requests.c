@@ -99,7 +99,14 @@ h_submit(struct conn *c, struct MHD_Connection *mc)
 			reply_error(c, 500, "internal", "out of memory");
 		return;
 	}
-	if (so_policy_decide(&c->srv->cfg->policy, c->req, &d)) {
+	struct policy_ref *pr = policy_acquire(c->srv);
+	int rc = so_policy_decide(&pr->policy, dir_of(c), c->req, now, &d, &e);
+	policy_release(pr);
+	if (rc == SO_EINVAL) {
+		reply_core_err(c, &e);
+		return;
+	}
+	if (rc) {
 		reply_error(c, 500, "internal", "policy evaluation failed");
 		return;
 	}
@@ -482,6 +489,7 @@ op_sweep(so_store_t *s, void *arg)
 		if (rc)
 			return rc;
 		enum so_status before = r->status;
+		int escalated = 0;
 		if (so_core_expire(r, now)) {
 			json_t *data = json_pack("{s:s}", "from", so_status_name(before));
 			if ((rc = s->ops->request_update(s, r, r->nreviews)) ||
@@ -490,6 +498,18 @@ op_sweep(so_store_t *s, void *arg)
 				return rc;
 			}
 			sw->changed[i] = 1;
+		} else if ((escalated = so_core_escalate(r, now))) {
+			json_t *groups = json_array();
+			for (size_t k = 0; k < r->decision.nreqs; k++)
+				if (r->decision.reqs[k].escalated && r->decision.reqs[k].escalate_group)
+					json_array_append_new(groups, json_string(r->decision.reqs[k].escalate_group));
+			if ((rc = s->ops->request_update(s, r, r->nreviews)) ||
+			    (rc = so_audit_append(s, "request.escalated", r->id, NULL,
+			                          json_pack("{s:o}", "groups", groups), now))) {
+				so_request_free(r);
+				return rc;
+			}
+			sw->changed[i] = 2;
 		}
 		so_request_free(r);
 	}
@@ -510,7 +530,7 @@ sweep_due(so_server_t *srv)
 	sw.changed = calloc(sw.n, 1);
 	if (sw.changed && so_writer_run(srv->writer, op_sweep, &sw) == SO_OK) {
 		for (size_t i = 0; i < sw.n; i++) {
-			if (sw.changed[i]) {
+			if (sw.changed[i] == 1) {
 				atomic_fetch_add(&so_metrics.transitions[SO_ST_EXPIRED], 1);
 				waiters_wake(srv->waiters, sw.ids[i]);
 			}

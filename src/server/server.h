@@ -17,11 +17,26 @@
 typedef struct so_server so_server_t;
 
 /**
- * Start listening. `writer` must have been started on the same store URL. On failure returns
- * an error and writes a message to `err`.
+ * Loads the policy again (from the configuration file) into `out`; on failure returns an
+ * error with a message in `err` and leaves `out` untouched.
  */
-int so_server_start(so_config_t *cfg, so_writer_t *writer, so_server_t **out, char *err,
-                    size_t errlen);
+typedef int (*so_policy_loader_fn)(void *ctx, so_policy_t *out, char *err, size_t errlen);
+
+/**
+ * Start listening. `writer` must have been started on the same store URL. The server takes
+ * over cfg->policy (leaving it empty) so that it can be replaced on reload; `loader` (may be
+ * NULL) is how reloads get the new one. On failure returns an error and writes a message to
+ * `err`.
+ */
+int so_server_start(so_config_t *cfg, so_writer_t *writer, so_policy_loader_fn loader,
+                    void *loader_ctx, so_server_t **out, char *err, size_t errlen);
+
+/**
+ * Load the policy again and put it in force, audited as policy.reloaded with the old and new
+ * versions. A policy that fails to load is refused and the old one stays. Requests already
+ * pending keep the requirements they were created with. Thread-safe.
+ */
+int so_server_reload_policy(so_server_t *s, const char *actor, char *err, size_t errlen);
 /** The bound port (useful with port 0). */
 uint16_t so_server_port(const so_server_t *s);
 /** Writer observer that feeds the commit-latency metrics (pass to so_writer_start()). */

@@ -32,10 +32,10 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_RELEASE] = "RELEASE job",
 	[ST_ROLLBACK_TO] = "ROLLBACK TO job",
 	[ST_REQ_INSERT] = "INSERT INTO requests(id, requester, on_behalf_of, owner, status, "
-	                  "created_at, expires_at, grant_expires_at, idempotency_key, doc) "
-	                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	                  "created_at, expires_at, grant_expires_at, idempotency_key, doc, escalate_at) "
+	                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
 	[ST_REQ_UPDATE] = "UPDATE requests SET status = ?2, expires_at = ?3, grant_expires_at = ?4, "
-	                  "doc = ?5 WHERE id = ?1",
+	                  "doc = ?5, escalate_at = ?6 WHERE id = ?1",
 	[ST_REQ_GET] = "SELECT doc FROM requests WHERE id = ?1",
 	[ST_REV_INSERT] = "INSERT INTO reviews(request_id, reviewer, decision, channel, comment, at) "
 	                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -43,7 +43,8 @@ static const char *const stmt_sql[ST__COUNT] = {
 	                "WHERE request_id = ?1 ORDER BY at, rowid",
 	[ST_REQ_IDEM] = "SELECT id FROM requests WHERE requester = ?1 AND idempotency_key = ?2",
 	[ST_REQ_DUE] = "SELECT id FROM requests WHERE (status = 'pending' AND expires_at <= ?1) "
-	               "OR (status = 'approved' AND grant_expires_at <= ?1) LIMIT ?2",
+	               "OR (status = 'approved' AND grant_expires_at <= ?1) "
+	               "OR (status = 'pending' AND escalate_at <= ?1) LIMIT ?2",
 	[ST_REQ_COUNTS] = "SELECT status, count(*) FROM requests GROUP BY status",
 	[ST_AUDIT_HEAD] = "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
 	[ST_AUDIT_INSERT] = "INSERT INTO audit_events(seq, at, type, request_id, actor, data, "
@@ -95,6 +96,9 @@ static const char *const migrations[] = {
 	"  principal TEXT NOT NULL,"
 	"  created_at INTEGER NOT NULL,"
 	"  revoked_at INTEGER);",
+	/* 2: escalations the sweeper must fire (the earliest one still to happen). */
+	"ALTER TABLE requests ADD COLUMN escalate_at INTEGER;"
+	"CREATE INDEX requests_escalate ON requests(escalate_at) WHERE escalate_at IS NOT NULL;",
 };
 
 typedef struct sqlite_store {
@@ -163,6 +167,15 @@ bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
 		sqlite3_bind_null(st, i);
 }
 
+static void
+bind_time_or_null(sqlite3_stmt *st, int i, int64_t ms)
+{
+	if (ms)
+		sqlite3_bind_int64(st, i, ms);
+	else
+		sqlite3_bind_null(st, i);
+}
+
 static int
 insert_reviews(sqlite_store_t *s, const so_request_t *r, size_t first)
 {
@@ -206,6 +219,7 @@ sq_request_insert(so_store_t *st, const so_request_t *r)
 		sqlite3_bind_int64(p, 8, r->grant_expires_at);
 		bind_text_or_null(p, 9, r->idempotency_key);
 		sqlite3_bind_text(p, 10, text, -1, SQLITE_STATIC);
+		bind_time_or_null(p, 11, so_core_next_escalation(r));
 		rc = step_done(s, p);
 	}
 	free(text);
@@ -229,6 +243,7 @@ sq_request_update(so_store_t *st, const so_request_t *r, size_t first_new_review
 		sqlite3_bind_int64(p, 3, r->expires_at);
 		sqlite3_bind_int64(p, 4, r->grant_expires_at);
 		sqlite3_bind_text(p, 5, text, -1, SQLITE_STATIC);
+		bind_time_or_null(p, 6, so_core_next_escalation(r));
 		rc = step_done(s, p);
 		if (rc == SO_OK && sqlite3_changes(s->db) != 1)
 			rc = SO_ENOTFOUND;

@@ -30,7 +30,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const so_json_limits_t lim = {.max_depth = 32, .max_string = 65536, .max_items = 1000};
 	static const unsigned char rnd[10] = {9, 8, 7, 6, 5, 4, 3, 2, 1, 0};
-	static so_requirement_t reqs[] = {{.group = "sre", .count = 1}};
+	static so_approver_spec_t reqs[] = {{.group = "sre", .count = 1}};
 	const int64_t now = INT64_C(1795486200000);
 	json_t *body = NULL;
 	char err[256];
@@ -60,7 +60,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	}
 	so_decision_t d;
-	if (so_policy_decide(&pol, r, &d) != SO_OK)
+	so_core_err_t perr = {0};
+	if (so_policy_decide(&pol, &dir, r, now, &d, &perr) != SO_OK)
 		abort();
 	so_core_apply_decision(r, &d, so_core_requested_ttl(body), now);
 	if (r->expires_at <= now || r->expires_at > now + 86400 * INT64_C(1000))

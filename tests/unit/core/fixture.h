@@ -60,9 +60,20 @@ static inline void
 policy_init(so_policy_t *p, enum so_outcome outcome, so_requirement_t *reqs, size_t nreqs,
             int owner_may_approve)
 {
+	/* The policy borrows the test's strings; fixture policies are never freed. */
+	static so_approver_spec_t specs[8][16];
+	static size_t next_slot;
+	so_approver_spec_t *a = specs[next_slot++ % 8];
+	assert_true(nreqs <= 16);
 	memset(p, 0, sizeof(*p));
+	for (size_t i = 0; i < nreqs; i++) {
+		memset(&a[i], 0, sizeof(a[i]));
+		a[i].group = reqs[i].group;
+		a[i].principals = reqs[i].principals;
+		a[i].count = reqs[i].count;
+	}
 	p->def = (int)outcome;
-	p->approvers = reqs;
+	p->approvers = a;
 	p->napprovers = nreqs;
 	p->ttl = 1800;
 	p->grant_ttl = 600;
@@ -82,7 +93,7 @@ submit(const char *requester, const char *body, const so_policy_t *policy)
 	if (rc != SO_OK)
 		fail_msg("submit refused (%d %s): %s", rc, err.code ? err.code : "", err.message);
 	so_decision_t d;
-	assert_int_equal(so_policy_decide(policy, r, &d), SO_OK);
+	assert_int_equal(so_policy_decide(policy, &fixture_dir, r, NOW, &d, &err), SO_OK);
 	so_core_apply_decision(r, &d, so_core_requested_ttl(b), NOW);
 	json_decref(b);
 	return r;

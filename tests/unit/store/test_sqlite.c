@@ -12,6 +12,8 @@
 #include "audit/audit.h"
 #include "store/store.h"
 
+/* The schema version this signoffd writes (src/store/sqlite.c migrations). */
+#define SCHEMA_VERSION 2
 #define ZEROS "0000000000000000000000000000000000000000000000000000000000000000"
 
 struct fx {
@@ -153,7 +155,7 @@ static void
 test_open_creates_the_schema(void **state)
 {
 	struct fx *f = *state;
-	assert_int_equal(user_version(f->path), 1);
+	assert_int_equal(user_version(f->path), SCHEMA_VERSION);
 	int64_t n = -1;
 	assert_int_equal(f->s->ops->token_count(f->s, &n), SO_OK);
 	assert_int_equal(n, 0);
@@ -452,7 +454,7 @@ test_reopen_keeps_everything_without_rerunning_migrations(void **state)
 
 	so_store_close(f->s);
 	f->s = open_store(f);
-	assert_int_equal(user_version(f->path), 1);
+	assert_int_equal(user_version(f->path), SCHEMA_VERSION);
 
 	so_request_t *back = NULL;
 	assert_int_equal(f->s->ops->request_get(f->s, r->id, &back), SO_OK);
@@ -472,7 +474,7 @@ test_reopen_keeps_everything_without_rerunning_migrations(void **state)
 	/* and a third open still works (migrations are idempotent by version) */
 	so_store_close(f->s);
 	f->s = open_store(f);
-	assert_int_equal(user_version(f->path), 1);
+	assert_int_equal(user_version(f->path), SCHEMA_VERSION);
 	so_request_free(r);
 }
 
@@ -492,7 +494,7 @@ test_newer_schema_is_refused(void **state)
 	assert_contains(err, "newer");
 	/* reset so teardown can close a store */
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	f->s = open_store(f);
 }
