@@ -122,6 +122,7 @@ int cli_deny(struct cli *cli, int argc, char **argv);
 int cli_cancel(struct cli *cli, int argc, char **argv);
 int cli_token(struct cli *cli, int argc, char **argv);
 int cli_whoami(struct cli *cli, int argc, char **argv);
+int cli_policy(struct cli *cli, int argc, char **argv);
 
 /** Print a request for humans (show). */
 void cli_print_request(const json_t *request);

@@ -24,6 +24,7 @@ static const struct verb verbs[] = {
 	{"cancel", cli_cancel, "cancel your pending request"},
 	{"token", cli_token, "issue an API token (token issue PRINCIPAL)"},
 	{"whoami", cli_whoami, "show who the token belongs to"},
+	{"policy", cli_policy, "check a policy, or dry-run requests against it (offline)"},
 };
 
 static void
