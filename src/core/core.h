@@ -147,7 +147,10 @@ int so_core_new_request(const so_directory_t *dir, const so_principal_t *request
                         const json_t *body, int64_t now, const unsigned char rnd[10],
                         so_request_t **out, so_core_err_t *err);
 
-/** Set status and times from the decision (moves `d` into the request). `ttl_override` > 0 wins. */
+/**
+ * Set status and times from the decision (moves `d` into the request). A `ttl_override` > 0
+ * shortens the pending time below the policy's; it never lengthens it.
+ */
 void so_core_apply_decision(so_request_t *r, so_decision_t *d, int64_t ttl_override, int64_t now);
 
 /** The ttl_seconds asked for in a submission body, or 0. */

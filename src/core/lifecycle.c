@@ -188,7 +188,8 @@ so_core_apply_decision(so_request_t *r, so_decision_t *d, int64_t ttl_override, 
 	so_decision_clear(&r->decision);
 	r->decision = *d;
 	memset(d, 0, sizeof(*d));
-	int64_t ttl = ttl_override > 0 ? ttl_override : r->decision.ttl;
+	/* A requester may ask for less time than policy gives, never more. */
+	int64_t ttl = ttl_override > 0 && ttl_override < r->decision.ttl ? ttl_override : r->decision.ttl;
 	r->expires_at = now + ttl * 1000;
 	switch (r->decision.outcome) {
 	case SO_OUT_ALLOW:

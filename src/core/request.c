@@ -207,8 +207,12 @@ common_json(const so_request_t *r)
 	json_object_set_new(o, "intent", str_or_null(r->intent));
 	json_object_set_new(o, "context", r->context ? json_incref(r->context) : json_object());
 	json_object_set_new(o, "digest", json_string(r->digest));
-	json_object_set_new(o, "anomaly", r->anomaly ? json_incref(r->anomaly)
-	                                             : json_pack("{s:i, s:[]}", "score", 0, "reasons"));
+	/* The score is a real number in the API whatever form storage gave it. */
+	json_t *score = r->anomaly ? json_object_get(r->anomaly, "score") : NULL;
+	json_t *reasons = r->anomaly ? json_object_get(r->anomaly, "reasons") : NULL;
+	json_object_set_new(o, "anomaly",
+	                    json_pack("{s:f, s:o}", "score", score ? json_number_value(score) : 0.0,
+	                              "reasons", reasons ? json_incref(reasons) : json_array()));
 	return o;
 }
 

@@ -241,9 +241,12 @@ main(int argc, char **argv)
 		so_error("%s", err);
 		goto out;
 	}
-	so_info("signoffd %s listening on %s://127.0.0.1:%u (store %s, policy %s)", VERSION,
-	        cfg.tls_cert_file ? "https" : "http", so_server_port(server), cfg.store_url,
-	        policy_version);
+	char host[256];
+	const char *colon = strrchr(cfg.listen, ':');
+	snprintf(host, sizeof(host), "%.*s", colon ? (int)(colon - cfg.listen) : 0, cfg.listen);
+	so_info("signoffd %s listening on %s://%s:%u (store %s, policy %s)", VERSION,
+	        cfg.tls_cert_file ? "https" : "http", !strcmp(host, "localhost") ? "127.0.0.1" : host,
+	        so_server_port(server), cfg.store_url, policy_version);
 	if (dt.minted)
 		print_demo(&cfg, &dt, so_server_port(server));
 	else if (!config_path)

@@ -136,6 +136,22 @@ parse_body(struct conn *c)
 	return rc ? -1 : 0;
 }
 
+/* Liveness that means it: the store answers a read. */
+static void
+health(struct conn *c)
+{
+	int64_t seq;
+	char hash[65];
+	so_store_t *s = readers_take(&c->srv->readers);
+	int rc = s->ops->audit_head(s, &seq, hash);
+	readers_give(&c->srv->readers, s);
+	if (rc)
+		reply_json(c, 503, json_pack("{s:s, s:s}", "status", "unavailable", "store",
+		                             "not answering"));
+	else
+		reply_json(c, 200, json_pack("{s:s}", "status", "ok"));
+}
+
 /* ---- routing ---- */
 
 typedef void (*handler_fn)(struct conn *c, struct MHD_Connection *mc);
@@ -204,7 +220,7 @@ dispatch(struct conn *c, struct MHD_Connection *mc, const char *method, const ch
 			return;
 		}
 		if (!r->fn) {
-			reply_json(c, 200, json_pack("{s:s}", "status", "ok"));
+			health(c);
 			return;
 		}
 		if (r->auth && !(c->caller = auth_caller(c, mc)))

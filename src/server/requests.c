@@ -294,8 +294,11 @@ apply_cancel(struct conn *c, so_request_t *r, int64_t now, so_core_err_t *e, con
              json_t **data)
 {
 	int rc = so_core_cancel(r, c->caller, now, e);
-	if (rc == SO_OK)
+	const char *reason = json_string_value(json_object_get(c->in, "reason"));
+	if (rc == SO_OK) {
 		*event = "request.cancelled";
+		*data = json_pack("{s:s}", "reason", reason ? reason : "");
+	}
 	return rc;
 }
 
@@ -435,7 +438,8 @@ void
 h_cancel(struct conn *c, struct MHD_Connection *mc)
 {
 	static const char *const fields[] = {"reason", NULL};
-	if (c->body.len && (parse_body(c) || check_fields(c, fields)))
+	if (c->body.len && (parse_body(c) || check_fields(c, fields) ||
+	                    optional_text(c, "reason", COMMENT_MAX)))
 		return;
 	modify(c, mc, apply_cancel);
 }
