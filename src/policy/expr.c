@@ -21,6 +21,7 @@
 #define REGEX_MATCH_LIMIT 100000  /* backtracking steps */
 #define REGEX_DEPTH_LIMIT 1000
 #define REGEX_HEAP_LIMIT_KB 1024
+#define EVAL_BUDGET 100000        /* list elements visited by in/exists in one evaluation */
 
 /* ---- tokens ---- */
 
@@ -258,7 +259,13 @@ lex_string(struct parser *p)
 			out[n++] = c;
 			continue;
 		}
-		char esc = s[p->pos++];
+		char esc = s[p->pos];
+		if (!esc) {
+			free(out);
+			fail_at(p, p->tok_off, "unterminated string");
+			return;
+		}
+		p->pos++;
 		switch (esc) {
 		case '\\': out[n++] = '\\'; break;
 		case '"': out[n++] = '"'; break;
@@ -304,7 +311,7 @@ lex_number(struct parser *p)
 {
 	const char *s = p->src + p->pos;
 	char *end;
-	size_t k = 0;
+	size_t k = s[0] == '-'; /* a sign is part of a number literal; there is no arithmetic */
 	int is_dbl = 0;
 	while (s[k] >= '0' && s[k] <= '9')
 		k++;
@@ -359,7 +366,7 @@ next(struct parser *p)
 		else if (n == 4 && !strncmp(s + p->pos, "null", 4))
 			p->tok = T_NULL;
 		p->pos = k;
-	} else if (c >= '0' && c <= '9') {
+	} else if ((c >= '0' && c <= '9') || (c == '-' && s[p->pos + 1] >= '0' && s[p->pos + 1] <= '9')) {
 		lex_number(p);
 	} else if (c == '"' || c == '\'') {
 		lex_string(p);
@@ -453,6 +460,10 @@ field_of(struct parser *p, struct node *obj, const char *name, size_t name_off, 
 	n->slen = strlen(name);
 	n->ty = TY_DYN;
 	int root = obj->kind == N_ROOT ? obj->root : -1;
+	if (obj->ty != TY_DYN && obj->ty != TY_MAP && obj->ty != TY_OBJ) {
+		fail_at(p, name_off, "cannot take field '%s' of a %s", name, ty_names[obj->ty]);
+		return NULL;
+	}
 	if (root >= 0) {
 		n->root = root;
 		int known = 0;
@@ -1080,6 +1091,7 @@ struct env {
 	const so_expr_input_t *in;
 	struct val vars[MAX_VARS];
 	const struct node *absent; /* first absent path met, for the trace */
+	int64_t budget;            /* list elements still allowed; nested exists() is bounded */
 };
 
 static const struct val unknown = {.t = V_UNKNOWN};
@@ -1349,6 +1361,8 @@ eval_in(struct env *env, const struct node *n)
 	size_t len = list_len(&coll);
 	int saw_unknown = 0;
 	for (size_t i = 0; i < len; i++) {
+		if (--env->budget < 0)
+			return unknown; /* too much work: undecided, never a silent yes */
 		struct val item = list_get(env, &coll, i);
 		int e = equal(env, &x, &item);
 		if (e == 1)
@@ -1402,6 +1416,8 @@ eval_exists(struct env *env, const struct node *n)
 	size_t len = list_len(&list);
 	int saw_unknown = 0;
 	for (size_t i = 0; i < len; i++) {
+		if (--env->budget < 0)
+			return unknown;
 		env->vars[n->var] = list_get(env, &list, i);
 		struct val r = eval(env, n->b);
 		if (r.t == V_BOOL && r.u.b)
@@ -1507,7 +1523,7 @@ enum so_tri
 so_expr_eval(const so_expr_t *e, const so_expr_input_t *in, const char **absent,
              size_t *absent_len)
 {
-	struct env env = {.in = in};
+	struct env env = {.in = in, .budget = EVAL_BUDGET};
 	struct val v = eval(&env, e->root);
 	enum so_tri t = v.t == V_BOOL ? (v.u.b ? SO_TRUE : SO_FALSE) : SO_UNKNOWN;
 	if (absent) {
@@ -1524,7 +1540,7 @@ so_expr_eval(const so_expr_t *e, const so_expr_input_t *in, const char **absent,
 int
 so_expr_eval_string(const so_expr_t *e, const so_expr_input_t *in, const char **s, size_t *len)
 {
-	struct env env = {.in = in};
+	struct env env = {.in = in, .budget = EVAL_BUDGET};
 	struct val v = eval(&env, e->root);
 	if (v.t != V_STR)
 		return 0;

@@ -4,8 +4,9 @@
  * so_expr_compile() lexes, parses and type-checks an expression once, at load, and compiles
  * `matches` patterns with PCRE2. so_expr_eval() then decides it against one request without
  * allocating (PCRE2's matcher aside, which runs under match, depth and heap limits) and in
- * bounded time: no loops but `exists` over a request's (bounded) lists, and nesting bounded
- * at compile time.
+ * bounded time: the only loops are `in` and `exists` over lists, and one evaluation visits at
+ * most 100,000 list elements in all (past that the answer is unknown); nesting is bounded at
+ * compile time.
  *
  * Missing fields are *absent*. Evaluation is three-valued: true, false, or unknown when the
  * answer depends on an absent field (or a value of the wrong type). `!unknown` is unknown;

@@ -338,7 +338,7 @@ test_unterminated_string_is_refused_at_its_quote(void **state)
 	refused("action.kind == \"shell", 16, "unterminated string");
 	refused("action.kind == 'shell", 16, "unterminated string");
 	refused("'abc\ndef' == 'x'", 1, "unterminated string");
-	refused("'abc\\", 5, "unknown escape"); /* a backslash at the very end */
+	refused("'abc\\", 1, "unterminated string"); /* a backslash at the very end */
 }
 
 static void
