@@ -4,6 +4,7 @@
 #include <sodium.h>
 
 #include "audit/audit.h"
+#include "audit/log.h"
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/json.h"
@@ -27,43 +28,42 @@ so_audit_hash(const char prev_hash[65], const json_t *event, char out[65])
 	return SO_OK;
 }
 
-static json_t *
-str_or_null(const char *s)
-{
-	return s ? json_string(s) : json_null();
-}
-
 int
 so_audit_append(so_store_t *s, const char *type, const char *request_id, const char *actor,
                 json_t *data, int64_t now)
 {
 	so_audit_row_t row = {.at = now, .type = type, .request_id = request_id, .actor = actor};
 	char *data_text = NULL;
-	json_t *ev = NULL;
+	so_buf_t buf;
 	int64_t head;
 	int rc;
 
+	so_buf_init(&buf, (size_t)64 << 20);
 	if (!data)
 		data = json_object();
 	if ((rc = s->ops->audit_head(s, &head, row.prev_hash)))
 		goto out;
 	row.seq = head + 1;
-	char at[40];
-	so_clock_format(now, at, sizeof(at));
-	ev = json_pack("{s:I, s:s, s:s, s:o, s:o, s:O}", "seq", (json_int_t)row.seq, "at", at,
-	               "type", type, "request_id", str_or_null(request_id), "actor",
-	               str_or_null(actor), "data", data);
-	if (!ev || !(data_text = so_json_canonical_str(data))) {
+	if (!(data_text = so_json_canonical_str(data))) {
 		rc = SO_ENOMEM;
 		goto out;
 	}
-	if ((rc = so_audit_hash(row.prev_hash, ev, row.hash)))
+	/* hash = SHA-256(prev_hash bytes || canonical event) */
+	unsigned char prev[SO_HASH_LEN];
+	so_hash_t h;
+	if (sodium_hex2bin(prev, sizeof(prev), row.prev_hash, 64, NULL, NULL, NULL) ||
+	    (rc = so_buf_add(&buf, prev, sizeof(prev))) ||
+	    (rc = so_audit_event_canonical(row.seq, now, type, request_id, actor, data_text, &buf))) {
+		rc = rc ? rc : SO_ESTORE;
 		goto out;
+	}
+	so_sha256(so_buf_cstr(&buf), buf.len, h);
+	sodium_bin2hex(row.hash, sizeof(row.hash), h, sizeof(h));
 	row.data = data_text;
 	rc = s->ops->audit_insert(s, &row);
 out:
+	so_buf_free(&buf);
 	free(data_text);
-	json_decref(ev);
 	json_decref(data);
 	return rc;
 }

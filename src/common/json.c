@@ -109,8 +109,8 @@ so_json_parse(const char *data, size_t len, const so_json_limits_t *lim, json_t 
 	return SO_OK;
 }
 
-static int
-canon_string(const char *s, size_t n, so_buf_t *b)
+int
+so_json_canonical_string(const char *s, size_t n, so_buf_t *b)
 {
 	static const char hex[] = "0123456789abcdef";
 	int rc = so_buf_add(b, "\"", 1);
@@ -178,7 +178,7 @@ so_json_canonical(const json_t *v, so_buf_t *b)
 			return so_buf_add(b, "0", 1); /* -0.0 and 0.0 are one number */
 		return so_buf_printf(b, "%.17g", d);
 	}
-	case JSON_STRING: return canon_string(json_string_value(v), json_string_length(v), b);
+	case JSON_STRING: return so_json_canonical_string(json_string_value(v), json_string_length(v), b);
 	case JSON_ARRAY:
 		rc = so_buf_add(b, "[", 1);
 		json_array_foreach(v, i, item) {
@@ -201,7 +201,7 @@ so_json_canonical(const json_t *v, so_buf_t *b)
 			if (i)
 				rc = so_buf_add(b, ",", 1);
 			if (rc == SO_OK)
-				rc = canon_string(keys[i], strlen(keys[i]), b);
+				rc = so_json_canonical_string(keys[i], strlen(keys[i]), b);
 			if (rc == SO_OK)
 				rc = so_buf_add(b, ":", 1);
 			if (rc == SO_OK)

@@ -34,6 +34,9 @@ int so_json_parse(const char *data, size_t len, const so_json_limits_t *lim, jso
 /** Append the canonical encoding of `v` to `b`. Returns SO_OK or SO_ENOMEM. */
 int so_json_canonical(const json_t *v, so_buf_t *b);
 
+/** Append the canonical encoding of the string s[0, n) (quotes included) to `b`. */
+int so_json_canonical_string(const char *s, size_t n, so_buf_t *b);
+
 /** Canonical encoding as a new NUL-terminated string the caller free()s; NULL on ENOMEM. */
 char *so_json_canonical_str(const json_t *v);
 

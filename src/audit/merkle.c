@@ -1,0 +1,239 @@
+/* RFC 6962 / RFC 9162 Merkle trees: hashing, the frontier, and proofs with their checks. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/sha.h>
+
+#include "audit/merkle.h"
+
+void
+so_sha256(const void *data, size_t len, so_hash_t out)
+{
+	SHA256(data, len, out);
+}
+
+void
+so_merkle_leaf_hash(const void *leaf, size_t len, so_hash_t out)
+{
+	unsigned char small[1 + 256];
+	unsigned char *buf = len < sizeof(small) ? small : malloc(len + 1);
+	if (!buf) {
+		memset(out, 0, SO_HASH_LEN); /* cannot match any real hash: verification fails */
+		return;
+	}
+	buf[0] = 0x00;
+	memcpy(buf + 1, leaf, len);
+	SHA256(buf, len + 1, out);
+	if (buf != small)
+		free(buf);
+}
+
+void
+so_merkle_node_hash(const so_hash_t left, const so_hash_t right, so_hash_t out)
+{
+	unsigned char buf[1 + 2 * SO_HASH_LEN];
+	buf[0] = 0x01;
+	memcpy(buf + 1, left, SO_HASH_LEN);
+	memcpy(buf + 1 + SO_HASH_LEN, right, SO_HASH_LEN);
+	SHA256(buf, sizeof(buf), out);
+}
+
+void
+so_merkle_frontier_init(so_merkle_frontier_t *f)
+{
+	memset(f, 0, sizeof(*f));
+}
+
+void
+so_merkle_append(so_merkle_frontier_t *f, const so_hash_t leaf_hash)
+{
+	so_hash_t carry;
+	memcpy(carry, leaf_hash, SO_HASH_LEN);
+	int i = 0;
+	/* Like adding one to a binary counter: each full level merges into the next. */
+	while (f->size & ((uint64_t)1 << i)) {
+		so_merkle_node_hash(f->level[i], carry, carry);
+		i++;
+	}
+	memcpy(f->level[i], carry, SO_HASH_LEN);
+	f->size++;
+}
+
+void
+so_merkle_frontier_root(const so_merkle_frontier_t *f, so_hash_t out)
+{
+	if (!f->size) {
+		so_sha256("", 0, out);
+		return;
+	}
+	int i = 0;
+	while (!(f->size & ((uint64_t)1 << i)))
+		i++;
+	so_hash_t acc;
+	memcpy(acc, f->level[i], SO_HASH_LEN);
+	/* Larger (left) subtrees fold in from below. */
+	for (i++; i < 64; i++)
+		if (f->size & ((uint64_t)1 << i))
+			so_merkle_node_hash(f->level[i], acc, acc);
+	memcpy(out, acc, SO_HASH_LEN);
+}
+
+/* The largest power of two smaller than n (n > 1). */
+static uint64_t
+split_point(uint64_t n)
+{
+	uint64_t k = 1;
+	while (k << 1 < n)
+		k <<= 1;
+	return k;
+}
+
+void
+so_merkle_root(const so_hash_t *leaves, uint64_t n, so_hash_t out)
+{
+	if (n == 0) {
+		so_sha256("", 0, out);
+		return;
+	}
+	if (n == 1) {
+		memcpy(out, leaves[0], SO_HASH_LEN);
+		return;
+	}
+	/* Iterative: the frontier gives the same root without recursion. */
+	so_merkle_frontier_t f;
+	so_merkle_frontier_init(&f);
+	for (uint64_t i = 0; i < n; i++)
+		so_merkle_append(&f, leaves[i]);
+	so_merkle_frontier_root(&f, out);
+}
+
+static int
+path(const so_hash_t *leaves, uint64_t n, uint64_t m, so_hash_t *proof, int len)
+{
+	if (n <= 1)
+		return len;
+	uint64_t k = split_point(n);
+	if (m < k) {
+		len = path(leaves, k, m, proof, len);
+		so_merkle_root(leaves + k, n - k, proof[len]);
+	} else {
+		len = path(leaves + k, n - k, m - k, proof, len);
+		so_merkle_root(leaves, k, proof[len]);
+	}
+	return len + 1;
+}
+
+int
+so_merkle_inclusion_proof(const so_hash_t *leaves, uint64_t size, uint64_t index,
+                          so_hash_t *proof)
+{
+	if (index >= size)
+		return -1;
+	return path(leaves, size, index, proof, 0);
+}
+
+int
+so_merkle_verify_inclusion(const so_hash_t leaf_hash, uint64_t index, uint64_t size,
+                           const so_hash_t *proof, size_t len, const so_hash_t root)
+{
+	if (index >= size)
+		return 0;
+	uint64_t fn = index, sn = size - 1;
+	so_hash_t r;
+	memcpy(r, leaf_hash, SO_HASH_LEN);
+	for (size_t i = 0; i < len; i++) {
+		if (sn == 0)
+			return 0;
+		if ((fn & 1) || fn == sn) {
+			so_merkle_node_hash(proof[i], r, r);
+			if (!(fn & 1))
+				while (!(fn & 1) && fn != 0) {
+					fn >>= 1;
+					sn >>= 1;
+				}
+		} else {
+			so_merkle_node_hash(r, proof[i], r);
+		}
+		fn >>= 1;
+		sn >>= 1;
+	}
+	return sn == 0 && memcmp(r, root, SO_HASH_LEN) == 0;
+}
+
+static int
+subproof(const so_hash_t *leaves, uint64_t m, uint64_t n, int complete, so_hash_t *proof, int len)
+{
+	if (m == n) {
+		if (complete)
+			return len;
+		so_merkle_root(leaves, n, proof[len]);
+		return len + 1;
+	}
+	uint64_t k = split_point(n);
+	if (m <= k) {
+		len = subproof(leaves, m, k, complete, proof, len);
+		so_merkle_root(leaves + k, n - k, proof[len]);
+	} else {
+		len = subproof(leaves + k, m - k, n - k, 0, proof, len);
+		so_merkle_root(leaves, k, proof[len]);
+	}
+	return len + 1;
+}
+
+int
+so_merkle_consistency_proof(const so_hash_t *leaves, uint64_t old_size, uint64_t size,
+                            so_hash_t *proof)
+{
+	if (old_size == 0 || old_size > size)
+		return -1;
+	return subproof(leaves, old_size, size, 1, proof, 0);
+}
+
+int
+so_merkle_verify_consistency(uint64_t old_size, uint64_t size, const so_hash_t old_root,
+                             const so_hash_t root, const so_hash_t *proof, size_t len)
+{
+	if (old_size == 0 || old_size > size)
+		return 0;
+	if (old_size == size)
+		return len == 0 && memcmp(old_root, root, SO_HASH_LEN) == 0;
+	if (len == 0)
+		return 0;
+	/* When old_size is a power of two, the old root itself starts the path. */
+	const so_hash_t *p = proof;
+	size_t n = len;
+	so_hash_t first;
+	int prepend = (old_size & (old_size - 1)) == 0;
+	if (prepend)
+		memcpy(first, old_root, SO_HASH_LEN);
+	else
+		memcpy(first, p[0], SO_HASH_LEN);
+	size_t i = prepend ? 0 : 1;
+	uint64_t fn = old_size - 1, sn = size - 1;
+	while (fn & 1) {
+		fn >>= 1;
+		sn >>= 1;
+	}
+	so_hash_t fr, sr;
+	memcpy(fr, first, SO_HASH_LEN);
+	memcpy(sr, first, SO_HASH_LEN);
+	for (; i < n; i++) {
+		if (sn == 0)
+			return 0;
+		if ((fn & 1) || fn == sn) {
+			so_merkle_node_hash(p[i], fr, fr);
+			so_merkle_node_hash(p[i], sr, sr);
+			if (!(fn & 1))
+				while (!(fn & 1) && fn != 0) {
+					fn >>= 1;
+					sn >>= 1;
+				}
+		} else {
+			so_merkle_node_hash(sr, p[i], sr);
+		}
+		fn >>= 1;
+		sn >>= 1;
+	}
+	return sn == 0 && memcmp(fr, old_root, SO_HASH_LEN) == 0 &&
+	       memcmp(sr, root, SO_HASH_LEN) == 0;
+}
