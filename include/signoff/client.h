@@ -162,6 +162,25 @@ int so_client_token_issue(so_client_t *c, const char *principal, json_t **out,
 /** GET /v1/whoami. `*out` is {"id", "kind", "groups", "owner"} of the token's principal. */
 int so_client_whoami(so_client_t *c, json_t **out, so_client_error_t *err);
 
+/**
+ * GET or POST any `/v1/...` path that answers JSON (audit checkpoints, proofs, explain...).
+ * `path` may carry a query string the caller has escaped. On success `*out` is a new reference
+ * the caller owns.
+ */
+int so_client_get_json(so_client_t *c, const char *path, json_t **out, so_client_error_t *err);
+int so_client_post_json(so_client_t *c, const char *path, const json_t *body, json_t **out,
+                        so_client_error_t *err);
+
+/** Receives a streamed answer piece by piece; return 0 to go on, non-zero to stop. */
+typedef int (*so_client_stream_fn)(const char *data, size_t len, void *ctx);
+
+/**
+ * GET `path` and hand a 2xx body to `fn` as it arrives (no size limit: an audit export).
+ * An error answer is read into `err` as usual. The call may take up to an hour.
+ */
+int so_client_get_stream(so_client_t *c, const char *path, so_client_stream_fn fn, void *ctx,
+                         so_client_error_t *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -234,6 +234,8 @@ so_client_disconnect(so_client_t *c)
 struct sink {
 	so_client_t *c;
 	so_buf_t body;
+	so_client_stream_fn stream; /* set: a 2xx body goes here instead of `body` */
+	void *stream_ctx;
 };
 
 static size_t
@@ -242,6 +244,12 @@ on_write(char *data, size_t size, size_t nmemb, void *arg)
 	struct sink *s = arg;
 	size_t n = size * nmemb;
 
+	if (s->stream != NULL) {
+		long status = 0;
+		curl_easy_getinfo(s->c->easy, CURLINFO_RESPONSE_CODE, &status);
+		if (status >= 200 && status <= 299)
+			return s->stream(data, n, s->stream_ctx) == 0 ? n : 0;
+	}
 	if (so_buf_add(&s->body, data, n) != SO_OK) {
 		s->c->too_large = true;
 		return 0; /* curl stops with CURLE_WRITE_ERROR */
@@ -332,10 +340,11 @@ curl_unreachable(CURLcode cc)
  * wanted) gets the parsed JSON.
  */
 static int
-call(so_client_t *c, const char *method, const char *path, const json_t *body, int wait_seconds,
-     json_t **out, so_client_error_t *err)
+call_full(so_client_t *c, const char *method, const char *path, const json_t *body,
+          int wait_seconds, json_t **out, so_client_stream_fn stream, void *stream_ctx,
+          so_client_error_t *err)
 {
-	struct sink sink = {.c = c};
+	struct sink sink = {.c = c, .stream = stream, .stream_ctx = stream_ctx};
 	struct curl_slist *headers = NULL, *h;
 	char url[MAX_URL_LEN];
 	char curl_msg[CURL_ERROR_SIZE] = "";
@@ -442,6 +451,11 @@ call(so_client_t *c, const char *method, const char *path, const json_t *body, i
 		error_from_body(err, status, &sink.body);
 		goto out;
 	}
+	if (stream != NULL) {
+		error_set(err, SO_CLIENT_OK, status, NULL, NULL);
+		rc = SO_CLIENT_OK;
+		goto out;
+	}
 	if (so_json_parse(so_buf_cstr(&sink.body), sink.body.len, &response_limits, &doc, perr,
 	                  sizeof(perr)) != SO_OK || !json_is_object(doc)) {
 		rc = SO_CLIENT_EPROTO;
@@ -463,6 +477,52 @@ out:
 	free(payload);
 	so_buf_free(&sink.body);
 	return rc;
+}
+
+static int
+call(so_client_t *c, const char *method, const char *path, const json_t *body, int wait_seconds,
+     json_t **out, so_client_error_t *err)
+{
+	return call_full(c, method, path, body, wait_seconds, out, NULL, NULL, err);
+}
+
+static int
+path_ok(const char *path, json_t **out, so_client_error_t *err)
+{
+	if (out != NULL)
+		*out = NULL;
+	if (path == NULL || strncmp(path, "/v1/", 4) != 0 || strpbrk(path, " \r\n") != NULL) {
+		error_set(err, SO_CLIENT_EINVAL, 0, NULL, "path must start with /v1/");
+		return 0;
+	}
+	return 1;
+}
+
+int
+so_client_get_json(so_client_t *c, const char *path, json_t **out, so_client_error_t *err)
+{
+	if (!path_ok(path, out, err))
+		return SO_CLIENT_EINVAL;
+	return call(c, "GET", path, NULL, 0, out, err);
+}
+
+int
+so_client_post_json(so_client_t *c, const char *path, const json_t *body, json_t **out,
+                    so_client_error_t *err)
+{
+	if (!path_ok(path, out, err))
+		return SO_CLIENT_EINVAL;
+	return call(c, "POST", path, body, 0, out, err);
+}
+
+int
+so_client_get_stream(so_client_t *c, const char *path, so_client_stream_fn fn, void *ctx,
+                     so_client_error_t *err)
+{
+	if (!path_ok(path, NULL, err) || fn == NULL)
+		return SO_CLIENT_EINVAL;
+	/* A long export may take a while: allow an hour beyond the usual bound. */
+	return call_full(c, "GET", path, NULL, 3600, NULL, fn, ctx, err);
 }
 
 /** Build "/v1/requests/{id}{suffix}" into `path`, refusing ids that are not plain. */

@@ -21,6 +21,7 @@ typedef struct so_config {
 	char *store_url;
 	int64_t store_max_batch;
 	char *signing_key_file;
+	int64_t checkpoint_every, checkpoint_interval;
 	/* auth */
 	char *admin_group, *auditor_group;
 	/* log */

@@ -236,7 +236,7 @@ main(int argc, char **argv)
 	}
 	char policy_version[sizeof(cfg.policy.version)];
 	memcpy(policy_version, cfg.policy.version, sizeof(policy_version));
-	if ((rc = so_server_start(&cfg, app.writer, config_path ? load_policy : NULL,
+	if ((rc = so_server_start(&cfg, app.writer, &app.key, config_path ? load_policy : NULL,
 	                          (void *)config_path, &server, err, sizeof(err)))) {
 		so_error("%s", err);
 		goto out;

@@ -176,6 +176,12 @@ static const struct route routes[] = {
 	{"POST", "/v1/requests/*/result", 1, h_result},
 	{"POST", "/v1/tokens", 1, h_tokens},
 	{"GET", "/v1/audit", 1, h_audit},
+	{"GET", "/v1/audit/pubkey", 1, h_audit_pubkey},
+	{"GET", "/v1/audit/checkpoint", 1, h_audit_checkpoint},
+	{"GET", "/v1/audit/proof", 1, h_audit_proof},
+	{"GET", "/v1/audit/export", 1, h_audit_export},
+	{"GET", "/v1/audit/verify", 1, h_audit_verify},
+	{"GET", "/v1/requests/*/explain", 1, h_explain},
 	{"POST", "/v1/admin/policy/reload", 1, h_policy_reload},
 };
 
@@ -293,6 +299,8 @@ on_request(void *cls, struct MHD_Connection *mc, const char *url, const char *me
 		if (c->state == CONN_SUSPENDED)
 			return MHD_YES;
 		c->state = CONN_READY;
+		if (c->queued)
+			return MHD_YES;
 	}
 	return send_reply(c, mc);
 }
@@ -328,6 +336,7 @@ sweeper_main(void *arg)
 			break;
 		pthread_mutex_unlock(&srv->sweep_lock);
 		sweep_due(srv);
+		audit_checkpoint_maybe(srv, 0);
 		pthread_mutex_lock(&srv->sweep_lock);
 	}
 	pthread_mutex_unlock(&srv->sweep_lock);
@@ -403,8 +412,9 @@ raise_fd_limit(size_t want)
 }
 
 int
-so_server_start(so_config_t *cfg, so_writer_t *writer, so_policy_loader_fn loader,
-                void *loader_ctx, so_server_t **out, char *err, size_t errlen)
+so_server_start(so_config_t *cfg, so_writer_t *writer, const so_audit_key_t *key,
+                so_policy_loader_fn loader, void *loader_ctx, so_server_t **out, char *err,
+                size_t errlen)
 {
 	struct sockaddr_in sa;
 	int rc;
@@ -415,6 +425,7 @@ so_server_start(so_config_t *cfg, so_writer_t *writer, so_policy_loader_fn loade
 	srv->writer = writer;
 	srv->loader = loader;
 	srv->loader_ctx = loader_ctx;
+	srv->key = key;
 	pthread_mutex_init(&srv->policy_lock, NULL);
 	pthread_mutex_init(&srv->reload_lock, NULL);
 	if (!(srv->policy = calloc(1, sizeof(*srv->policy)))) {
@@ -433,6 +444,11 @@ so_server_start(so_config_t *cfg, so_writer_t *writer, so_policy_loader_fn loade
 		goto fail;
 	if ((rc = readers_open(&srv->readers, cfg->store_url, (size_t)cfg->threads + 2, err, errlen)))
 		goto fail;
+	if ((rc = audit_tree_init(srv))) {
+		snprintf(err, errlen, "cannot read the audit log to rebuild its tree: %s",
+		         so_strerror(rc));
+		goto fail;
+	}
 	if (!(srv->waiters = waiters_start())) {
 		rc = SO_ENOMEM;
 		goto fail;
@@ -507,6 +523,9 @@ so_server_stop(so_server_t *srv)
 		waiters_stop(srv->waiters);
 	for (int i = 0; i < 3000 && atomic_load(&srv->inflight) > 0; i++)
 		usleep(10000);
+	/* Sign what is unsigned, so a clean stop leaves the whole log under a checkpoint. */
+	if (srv->sweeper_started)
+		audit_checkpoint_maybe(srv, 1);
 	if (srv->mhd)
 		MHD_stop_daemon(srv->mhd);
 	if (srv->waiters) {

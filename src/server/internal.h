@@ -12,6 +12,9 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "audit/audit.h"
+#include "audit/log.h"
+#include "audit/merkle.h"
 #include "common/buf.h"
 #include "common/json.h"
 #include "core/core.h"
@@ -113,6 +116,11 @@ struct so_server {
 	pthread_mutex_t reload_lock; /* one reload at a time */
 	so_policy_loader_fn loader;
 	void *loader_ctx;
+	/* the audit tree: touched only by the sweeper thread (and at stop, after it ended) */
+	const so_audit_key_t *key;
+	so_merkle_frontier_t tree;   /* every committed event */
+	uint64_t checkpointed;       /* size of the latest checkpoint */
+	int64_t last_checkpoint_at;  /* monotonic ms */
 };
 
 enum conn_state { CONN_NEW, CONN_SUSPENDED, CONN_READY };
@@ -130,6 +138,7 @@ struct conn {
 	int too_large;
 	enum conn_state state;
 	int waiting; /* suspended as a long-poll waiter */
+	int queued;  /* the handler queued its own response (a stream) */
 	/* the answer, once known */
 	unsigned status;
 	char *resp; /* malloc'd JSON or text */
@@ -179,6 +188,20 @@ void h_audit(struct conn *c, struct MHD_Connection *mc);
 void h_whoami(struct conn *c, struct MHD_Connection *mc);
 void h_metrics(struct conn *c, struct MHD_Connection *mc);
 void h_policy_reload(struct conn *c, struct MHD_Connection *mc);
+
+/* The audit API (audit_api.c). */
+void h_audit_pubkey(struct conn *c, struct MHD_Connection *mc);
+void h_audit_checkpoint(struct conn *c, struct MHD_Connection *mc);
+void h_audit_proof(struct conn *c, struct MHD_Connection *mc);
+void h_audit_export(struct conn *c, struct MHD_Connection *mc);
+void h_audit_verify(struct conn *c, struct MHD_Connection *mc);
+void h_explain(struct conn *c, struct MHD_Connection *mc);
+/** Build the tree from the stored events (at start). */
+int audit_tree_init(so_server_t *srv);
+/** Sign a checkpoint when enough events or time have gone by (or now, with `force`). */
+void audit_checkpoint_maybe(so_server_t *srv, int force);
+/** Verify the whole stored log with the server's key. */
+int audit_verify_store(so_server_t *srv, so_audit_verify_result_t *out);
 
 /** Answer for a resumed long-poll: re-read request c->id and reply with it. */
 void finish_wait(struct conn *c);

@@ -2,7 +2,8 @@
  * The HTTP API of signoffd (libmicrohttpd): routing, bearer authentication, the request
  * resources, long-poll waiters, the expiry sweeper, /healthz and /metrics.
  *
- * The server borrows the configuration and the writer; both must outlive it.
+ * The server borrows the configuration, the writer and the audit signing key; they must
+ * outlive it. The sweeper thread signs checkpoints over the audit log with the key.
  * State changes go through the writer (group commit) on suspended connections, so no HTTP
  * thread ever waits for an fsync; reads use a small pool of read connections.
  */
@@ -11,6 +12,7 @@
 
 #include <stdint.h>
 
+#include "audit/audit.h"
 #include "daemon/config.h"
 #include "store/writer.h"
 
@@ -28,8 +30,9 @@ typedef int (*so_policy_loader_fn)(void *ctx, so_policy_t *out, char *err, size_
  * NULL) is how reloads get the new one. On failure returns an error and writes a message to
  * `err`.
  */
-int so_server_start(so_config_t *cfg, so_writer_t *writer, so_policy_loader_fn loader,
-                    void *loader_ctx, so_server_t **out, char *err, size_t errlen);
+int so_server_start(so_config_t *cfg, so_writer_t *writer, const so_audit_key_t *key,
+                    so_policy_loader_fn loader, void *loader_ctx, so_server_t **out, char *err,
+                    size_t errlen);
 
 /**
  * Load the policy again and put it in force, audited as policy.reloaded with the old and new

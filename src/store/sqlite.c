@@ -21,7 +21,8 @@ enum stmt_id {
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK_TO,
 	ST_REQ_INSERT, ST_REQ_UPDATE, ST_REQ_GET, ST_REV_INSERT, ST_REV_LIST, ST_REQ_IDEM,
 	ST_REQ_DUE, ST_REQ_COUNTS, ST_AUDIT_HEAD, ST_AUDIT_INSERT, ST_AUDIT_LIST, ST_TOKEN_INSERT,
-	ST_TOKEN_LOOKUP, ST_TOKEN_COUNT, ST__COUNT
+	ST_TOKEN_LOOKUP, ST_TOKEN_COUNT, ST_CP_INSERT, ST_CP_LATEST, ST_CP_LIST, ST_CP_GET_EXACT,
+	ST_CP_GET_ABOVE, ST_AUDIT_FOR_REQUEST, ST__COUNT
 };
 
 static const char *const stmt_sql[ST__COUNT] = {
@@ -54,6 +55,17 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_TOKEN_INSERT] = "INSERT INTO tokens(token_sha256, principal, created_at) VALUES (?1, ?2, ?3)",
 	[ST_TOKEN_LOOKUP] = "SELECT principal FROM tokens WHERE token_sha256 = ?1 AND revoked_at IS NULL",
 	[ST_TOKEN_COUNT] = "SELECT count(*) FROM tokens",
+	[ST_AUDIT_FOR_REQUEST] = "SELECT seq, at, type, request_id, actor, data, prev_hash, hash "
+	                         "FROM audit_events WHERE request_id = ?1 ORDER BY seq",
+	[ST_CP_INSERT] = "INSERT INTO checkpoints(size, at, key_id, root, signature) "
+	                 "VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_CP_LATEST] = "SELECT size, at, key_id, root, signature FROM checkpoints "
+	                 "ORDER BY size DESC LIMIT 1",
+	[ST_CP_LIST] = "SELECT size, at, key_id, root, signature FROM checkpoints WHERE size > ?1 "
+	               "ORDER BY size LIMIT ?2",
+	[ST_CP_GET_EXACT] = "SELECT size, at, key_id, root, signature FROM checkpoints WHERE size = ?1",
+	[ST_CP_GET_ABOVE] = "SELECT size, at, key_id, root, signature FROM checkpoints WHERE size >= ?1 "
+	                    "ORDER BY size LIMIT 1",
 };
 
 /* Each migration moves the schema from version i to i + 1. Never edit one that shipped. */
@@ -99,6 +111,13 @@ static const char *const migrations[] = {
 	/* 2: escalations the sweeper must fire (the earliest one still to happen). */
 	"ALTER TABLE requests ADD COLUMN escalate_at INTEGER;"
 	"CREATE INDEX requests_escalate ON requests(escalate_at) WHERE escalate_at IS NOT NULL;",
+	/* 3: signed checkpoints over the audit log's Merkle tree. */
+	"CREATE TABLE checkpoints ("
+	"  size INTEGER PRIMARY KEY,"
+	"  at INTEGER NOT NULL,"
+	"  key_id TEXT NOT NULL,"
+	"  root TEXT NOT NULL,"
+	"  signature TEXT NOT NULL);",
 };
 
 typedef struct sqlite_store {
@@ -527,6 +546,141 @@ sq_audit_list(so_store_t *st, int64_t after, size_t limit, json_t **events)
 	return SO_OK;
 }
 
+static int each_row(sqlite_store_t *s, sqlite3_stmt *p, so_audit_row_fn fn, void *ctx);
+
+static int
+sq_audit_each(so_store_t *st, int64_t after, size_t limit, so_audit_row_fn fn, void *ctx)
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, ST_AUDIT_LIST);
+	if (!p)
+		return SO_ESTORE;
+	sqlite3_bind_int64(p, 1, after);
+	sqlite3_bind_int64(p, 2, (sqlite3_int64)limit);
+	return each_row(s, p, fn, ctx);
+}
+
+static int
+sq_audit_for_request(so_store_t *st, const char *request_id, so_audit_row_fn fn, void *ctx)
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, ST_AUDIT_FOR_REQUEST);
+	if (!p)
+		return SO_ESTORE;
+	sqlite3_bind_text(p, 1, request_id, -1, SQLITE_STATIC);
+	return each_row(s, p, fn, ctx);
+}
+
+static int
+each_row(sqlite_store_t *s, sqlite3_stmt *p, so_audit_row_fn fn, void *ctx)
+{
+	(void)s;
+	int rc, ret = SO_OK;
+	while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
+		so_audit_row_t row = {
+			.seq = sqlite3_column_int64(p, 0),
+			.at = sqlite3_column_int64(p, 1),
+			.type = (const char *)sqlite3_column_text(p, 2),
+			.request_id = (const char *)sqlite3_column_text(p, 3),
+			.actor = (const char *)sqlite3_column_text(p, 4),
+			.data = (const char *)sqlite3_column_text(p, 5),
+		};
+		snprintf(row.prev_hash, sizeof(row.prev_hash), "%s", (const char *)sqlite3_column_text(p, 6));
+		snprintf(row.hash, sizeof(row.hash), "%s", (const char *)sqlite3_column_text(p, 7));
+		if ((ret = fn(ctx, &row)))
+			break;
+	}
+	if (!ret && rc != SQLITE_DONE)
+		ret = SO_ESTORE;
+	sqlite3_reset(p);
+	return ret;
+}
+
+static void
+read_checkpoint(sqlite3_stmt *p, so_checkpoint_row_t *cp)
+{
+	cp->size = sqlite3_column_int64(p, 0);
+	cp->at = sqlite3_column_int64(p, 1);
+	snprintf(cp->key_id, sizeof(cp->key_id), "%s", (const char *)sqlite3_column_text(p, 2));
+	snprintf(cp->root, sizeof(cp->root), "%s", (const char *)sqlite3_column_text(p, 3));
+	snprintf(cp->signature, sizeof(cp->signature), "%s", (const char *)sqlite3_column_text(p, 4));
+}
+
+static int
+sq_checkpoint_insert(so_store_t *st, const so_checkpoint_row_t *cp)
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, ST_CP_INSERT);
+	if (!p)
+		return SO_ESTORE;
+	sqlite3_bind_int64(p, 1, cp->size);
+	sqlite3_bind_int64(p, 2, cp->at);
+	sqlite3_bind_text(p, 3, cp->key_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(p, 4, cp->root, -1, SQLITE_STATIC);
+	sqlite3_bind_text(p, 5, cp->signature, -1, SQLITE_STATIC);
+	return step_done(s, p);
+}
+
+static int
+checkpoint_one(sqlite_store_t *s, sqlite3_stmt *p, so_checkpoint_row_t *cp)
+{
+	int rc = sqlite3_step(p), ret = SO_OK;
+	if (rc == SQLITE_ROW)
+		read_checkpoint(p, cp);
+	else
+		ret = rc == SQLITE_DONE ? SO_ENOTFOUND : SO_ESTORE;
+	sqlite3_reset(p);
+	return ret;
+}
+
+static int
+sq_checkpoint_latest(so_store_t *st, so_checkpoint_row_t *cp)
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, ST_CP_LATEST);
+	return p ? checkpoint_one(s, p, cp) : SO_ESTORE;
+}
+
+static int
+sq_checkpoint_get(so_store_t *st, int64_t size, int at_least, so_checkpoint_row_t *cp)
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, at_least ? ST_CP_GET_ABOVE : ST_CP_GET_EXACT);
+	if (!p)
+		return SO_ESTORE;
+	sqlite3_bind_int64(p, 1, size);
+	return checkpoint_one(s, p, cp);
+}
+
+static int
+sq_checkpoint_list(so_store_t *st, int64_t after, size_t max, so_checkpoint_row_t **out,
+                   size_t *n)
+{
+	sqlite_store_t *s = S(st);
+	*out = NULL;
+	*n = 0;
+	sqlite3_stmt *p = prep(s, ST_CP_LIST);
+	if (!p)
+		return SO_ESTORE;
+	so_checkpoint_row_t *list = calloc(max ? max : 1, sizeof(*list));
+	if (!list)
+		return SO_ENOMEM;
+	sqlite3_bind_int64(p, 1, after);
+	sqlite3_bind_int64(p, 2, (sqlite3_int64)max);
+	int rc;
+	size_t count = 0;
+	while ((rc = sqlite3_step(p)) == SQLITE_ROW && count < max)
+		read_checkpoint(p, &list[count++]);
+	sqlite3_reset(p);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		free(list);
+		return SO_ESTORE;
+	}
+	*out = list;
+	*n = count;
+	return SO_OK;
+}
+
 static int
 sq_token_insert(so_store_t *st, const char *sha256_hex, const char *principal, int64_t now)
 {
@@ -710,6 +864,12 @@ const so_store_ops_t so_store_sqlite_ops = {
 	.audit_head = sq_audit_head,
 	.audit_insert = sq_audit_insert,
 	.audit_list = sq_audit_list,
+	.audit_each = sq_audit_each,
+	.audit_for_request = sq_audit_for_request,
+	.checkpoint_insert = sq_checkpoint_insert,
+	.checkpoint_latest = sq_checkpoint_latest,
+	.checkpoint_list = sq_checkpoint_list,
+	.checkpoint_get = sq_checkpoint_get,
 	.token_insert = sq_token_insert,
 	.token_lookup = sq_token_lookup,
 	.token_count = sq_token_count,

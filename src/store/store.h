@@ -34,6 +34,18 @@ typedef struct so_audit_row {
 	char hash[65];
 } so_audit_row_t;
 
+/** A signed checkpoint as stored (hex text; src/audit/log.h has the meaning). */
+typedef struct so_checkpoint_row {
+	int64_t size;
+	int64_t at;
+	char key_id[17];
+	char root[65];
+	char signature[129];
+} so_checkpoint_row_t;
+
+/** Called for each audit row in order; a non-zero return stops the scan and is returned. */
+typedef int (*so_audit_row_fn)(void *ctx, const so_audit_row_t *row);
+
 /** Listing filter. */
 typedef struct so_store_query {
 	int has_status;
@@ -77,6 +89,19 @@ typedef struct so_store_ops {
 	int (*audit_insert)(so_store_t *s, const so_audit_row_t *row);
 	/** Events with seq > after, in order, at most `limit`, as a JSON array. */
 	int (*audit_list)(so_store_t *s, int64_t after, size_t limit, json_t **events);
+
+	/** Rows with seq > after, in order, at most `limit`, one call of `fn` each. */
+	int (*audit_each)(so_store_t *s, int64_t after, size_t limit, so_audit_row_fn fn, void *ctx);
+	/** The events of one request, in order. */
+	int (*audit_for_request)(so_store_t *s, const char *request_id, so_audit_row_fn fn, void *ctx);
+	int (*checkpoint_insert)(so_store_t *s, const so_checkpoint_row_t *cp);
+	/** The latest checkpoint; SO_ENOTFOUND when there is none. */
+	int (*checkpoint_latest)(so_store_t *s, so_checkpoint_row_t *cp);
+	/** Checkpoints with size > after, by size, at most `max`; `*out` malloc'd. */
+	int (*checkpoint_list)(so_store_t *s, int64_t after, size_t max, so_checkpoint_row_t **out,
+	                       size_t *n);
+	/** The checkpoint of exactly `size`, or the first one at or above it with `at_least`. */
+	int (*checkpoint_get)(so_store_t *s, int64_t size, int at_least, so_checkpoint_row_t *cp);
 
 	int (*token_insert)(so_store_t *s, const char *sha256_hex, const char *principal, int64_t now);
 	/** The principal of a live token; SO_ENOTFOUND when unknown or revoked. */

@@ -1,0 +1,622 @@
+/*
+ * The audit log as an auditor sees it: the Merkle tree and its signed checkpoints (made by
+ * the sweeper every audit.checkpoint_every events or audit.checkpoint_interval, and at
+ * shutdown), the public key, inclusion and consistency proofs, the streamed export, and a
+ * verification the server runs on its own store.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "audit/audit.h"
+#include "audit/log.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "server/internal.h"
+
+#define PAGE 2000
+#define MAX_PROOF_LEAVES ((uint64_t)1 << 26) /* 2 GiB of hashes would be too much */
+
+/* ---- converting stored rows ---- */
+
+static int
+row_to_checkpoint(const so_checkpoint_row_t *row, so_checkpoint_t *cp)
+{
+	memset(cp, 0, sizeof(*cp));
+	cp->size = (uint64_t)row->size;
+	cp->at = row->at;
+	memcpy(cp->key_id, row->key_id, sizeof(cp->key_id));
+	if (sodium_hex2bin(cp->root, SO_HASH_LEN, row->root, 64, NULL, NULL, NULL) ||
+	    sodium_hex2bin(cp->signature, 64, row->signature, 128, NULL, NULL, NULL))
+		return SO_EINVAL;
+	return SO_OK;
+}
+
+static json_t *
+checkpoint_json(const so_checkpoint_row_t *row)
+{
+	char at[40];
+	so_clock_format(row->at, at, sizeof(at));
+	return json_pack("{s:I, s:s, s:s, s:s, s:s}", "size", (json_int_t)row->size, "root", row->root,
+	                 "at", at, "key_id", row->key_id, "signature", row->signature);
+}
+
+/* ---- the tree and checkpoints ---- */
+
+struct leaves {
+	so_merkle_frontier_t *tree;
+	so_hash_t *all; /* when collecting leaves for proofs */
+	uint64_t n, cap;
+	int64_t last_seq;
+};
+
+static int
+add_leaf(void *ctx, const so_audit_row_t *row)
+{
+	struct leaves *l = ctx;
+	so_hash_t chain, leaf;
+	if (row->seq != l->last_seq + 1 ||
+	    sodium_hex2bin(chain, sizeof(chain), row->hash, 64, NULL, NULL, NULL))
+		return SO_ESTORE; /* a gap or a damaged hash: no checkpoint can be made over it */
+	so_merkle_leaf_hash(chain, SO_HASH_LEN, leaf);
+	if (l->tree)
+		so_merkle_append(l->tree, leaf);
+	if (l->all) {
+		if (l->n == l->cap)
+			return SO_ETOOLARGE;
+		memcpy(l->all[l->n], leaf, SO_HASH_LEN);
+	}
+	l->n++;
+	l->last_seq = row->seq;
+	return SO_OK;
+}
+
+/* Extend `tree` with every stored event after tree->size (up to `limit` leaves when > 0). */
+static int
+extend_tree(so_store_t *s, so_merkle_frontier_t *tree)
+{
+	struct leaves l = {.tree = tree, .last_seq = (int64_t)tree->size};
+	for (;;) {
+		uint64_t before = l.n;
+		int rc = s->ops->audit_each(s, l.last_seq, PAGE, add_leaf, &l);
+		if (rc)
+			return rc;
+		if (l.n - before < PAGE)
+			return SO_OK;
+	}
+}
+
+int
+audit_tree_init(so_server_t *srv)
+{
+	so_checkpoint_row_t latest;
+	so_store_t *s = readers_take(&srv->readers);
+	so_merkle_frontier_init(&srv->tree);
+	int rc = extend_tree(s, &srv->tree);
+	if (rc == SO_OK) {
+		int crc = s->ops->checkpoint_latest(s, &latest);
+		srv->checkpointed = crc == SO_OK ? (uint64_t)latest.size : 0;
+		if (crc && crc != SO_ENOTFOUND)
+			rc = crc;
+	}
+	readers_give(&srv->readers, s);
+	srv->last_checkpoint_at = so_clock_mono_ms();
+	return rc;
+}
+
+struct checkpoint_job {
+	so_server_t *srv;
+	so_merkle_frontier_t next;
+	so_checkpoint_t cp;
+	int made;
+};
+
+static int
+op_checkpoint(so_store_t *s, void *arg)
+{
+	struct checkpoint_job *job = arg;
+	so_server_t *srv = job->srv;
+	so_checkpoint_row_t row;
+	job->next = srv->tree;
+	int rc = extend_tree(s, &job->next);
+	if (rc)
+		return rc;
+	if (job->next.size == srv->checkpointed)
+		return SO_OK;
+	job->cp.size = job->next.size;
+	job->cp.at = so_clock_now_ms();
+	so_merkle_frontier_root(&job->next, job->cp.root);
+	if ((rc = so_checkpoint_sign(&job->cp, srv->key->sk, srv->key->pk)))
+		return rc;
+	row.size = (int64_t)job->cp.size;
+	row.at = job->cp.at;
+	memcpy(row.key_id, job->cp.key_id, sizeof(row.key_id));
+	sodium_bin2hex(row.root, sizeof(row.root), job->cp.root, SO_HASH_LEN);
+	sodium_bin2hex(row.signature, sizeof(row.signature), job->cp.signature, 64);
+	if ((rc = s->ops->checkpoint_insert(s, &row)))
+		return rc;
+	job->made = 1;
+	return SO_OK;
+}
+
+void
+audit_checkpoint_maybe(so_server_t *srv, int force)
+{
+	int64_t head = 0;
+	char hash[65];
+	if (!srv->key)
+		return;
+	so_store_t *s = readers_take(&srv->readers);
+	int rc = s->ops->audit_head(s, &head, hash);
+	readers_give(&srv->readers, s);
+	if (rc || (uint64_t)head <= srv->checkpointed)
+		return;
+	uint64_t unsigned_events = (uint64_t)head - srv->checkpointed;
+	int64_t age = so_clock_mono_ms() - srv->last_checkpoint_at;
+	if (!force && unsigned_events < (uint64_t)srv->cfg->checkpoint_every &&
+	    age < srv->cfg->checkpoint_interval * 1000)
+		return;
+	struct checkpoint_job *job = calloc(1, sizeof(*job));
+	if (!job)
+		return;
+	job->srv = srv;
+	rc = so_writer_run(srv->writer, op_checkpoint, job);
+	if (rc == SO_OK && job->made) {
+		srv->tree = job->next;
+		srv->checkpointed = job->cp.size;
+		srv->last_checkpoint_at = so_clock_mono_ms();
+		so_debug("audit: checkpoint at %" PRIu64, job->cp.size);
+	} else if (rc) {
+		so_error("audit: could not sign a checkpoint: %s", so_strerror(rc));
+	}
+	free(job);
+}
+
+/* ---- endpoints ---- */
+
+static int
+auditor_only(struct conn *c)
+{
+	if (is_auditor(c->srv, c->caller))
+		return 0;
+	reply_error(c, 403, "forbidden", "only auditors and admins may read the audit log");
+	return -1;
+}
+
+void
+h_audit_pubkey(struct conn *c, struct MHD_Connection *mc)
+{
+	char pk[65], id[SO_KEY_ID_LEN + 1];
+	sodium_bin2hex(pk, sizeof(pk), c->srv->key->pk, 32);
+	so_audit_key_id(c->srv->key->pk, id);
+	reply_json(c, 200, json_pack("{s:s, s:s, s:s}", "algorithm", "ed25519", "key_id", id,
+	                             "public_key", pk));
+}
+
+void
+h_audit_checkpoint(struct conn *c, struct MHD_Connection *mc)
+{
+	so_checkpoint_row_t row;
+	if (auditor_only(c))
+		return;
+	so_store_t *s = readers_take(&c->srv->readers);
+	int rc = s->ops->checkpoint_latest(s, &row);
+	readers_give(&c->srv->readers, s);
+	if (rc == SO_ENOTFOUND)
+		reply_error(c, 404, "not_found", "no checkpoint has been signed yet");
+	else if (rc)
+		reply_store_err(c, rc);
+	else
+		reply_json(c, 200, checkpoint_json(&row));
+}
+
+static int
+query_u64(struct MHD_Connection *mc, const char *key, uint64_t *out)
+{
+	const char *v = MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, key);
+	char *end;
+	if (!v)
+		return 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (*end || end == v || v[0] == '-')
+		return -1;
+	*out = n;
+	return 1;
+}
+
+/* The leaf hashes of the first `size` events, malloc'd into `*out`. */
+static int
+load_leaves(so_store_t *s, uint64_t size, so_hash_t **out)
+{
+	struct leaves l = {.cap = size};
+	if (size > MAX_PROOF_LEAVES)
+		return SO_ETOOLARGE;
+	l.all = malloc((size ? size : 1) * sizeof(so_hash_t));
+	if (!l.all)
+		return SO_ENOMEM;
+	while (l.n < size) {
+		uint64_t before = l.n;
+		size_t want = size - l.n < PAGE ? (size_t)(size - l.n) : PAGE;
+		int rc = s->ops->audit_each(s, l.last_seq, want, add_leaf, &l);
+		if (rc || l.n == before) {
+			free(l.all);
+			return rc ? rc : SO_ESTORE;
+		}
+	}
+	*out = l.all;
+	return SO_OK;
+}
+
+static json_t *
+hashes_json(const so_hash_t *h, int n)
+{
+	json_t *a = json_array();
+	for (int i = 0; i < n; i++) {
+		char hex[65];
+		sodium_bin2hex(hex, sizeof(hex), h[i], SO_HASH_LEN);
+		json_array_append_new(a, json_string(hex));
+	}
+	return a;
+}
+
+struct one_event {
+	int64_t seq;
+	json_t *event;
+	char hash[65];
+};
+
+static int
+grab_event(void *ctx, const so_audit_row_t *row)
+{
+	struct one_event *e = ctx;
+	so_buf_t b;
+	so_buf_init(&b, (size_t)64 << 20);
+	int rc = so_audit_event_canonical(row->seq, row->at, row->type, row->request_id, row->actor,
+	                                  row->data, &b);
+	if (rc == SO_OK) {
+		json_error_t jerr;
+		e->event = json_loadb(so_buf_cstr(&b), b.len, 0, &jerr);
+		memcpy(e->hash, row->hash, sizeof(e->hash));
+		e->seq = row->seq;
+	}
+	so_buf_free(&b);
+	return rc ? rc : 1; /* one row is enough */
+}
+
+void
+h_audit_proof(struct conn *c, struct MHD_Connection *mc)
+{
+	uint64_t seq = 0, size = 0, from = 0, to = 0;
+	so_checkpoint_row_t cp, cp_from;
+	so_hash_t *leaves = NULL;
+	so_hash_t proof[SO_MERKLE_MAX_PROOF];
+	int rc;
+
+	if (auditor_only(c))
+		return;
+	int has_seq = query_u64(mc, "seq", &seq), has_size = query_u64(mc, "size", &size);
+	int has_from = query_u64(mc, "from", &from), has_to = query_u64(mc, "to", &to);
+	if (has_seq < 0 || has_size < 0 || has_from < 0 || has_to < 0 ||
+	    (has_seq > 0) == (has_from > 0 || has_to > 0) || (has_from > 0) != (has_to > 0)) {
+		reply_error(c, 400, "bad_request",
+		            "ask for ?seq=N[&size=M] (inclusion) or ?from=A&to=B (consistency)");
+		return;
+	}
+	so_store_t *s = readers_take(&c->srv->readers);
+	if (has_seq > 0) {
+		/* Against the checkpoint of `size`, or the latest one. */
+		rc = has_size > 0 ? s->ops->checkpoint_get(s, (int64_t)size, 0, &cp)
+		                  : s->ops->checkpoint_latest(s, &cp);
+		if (rc == SO_ENOTFOUND) {
+			reply_error(c, 404, "not_found", "no checkpoint of that size");
+			goto out;
+		}
+		if (rc)
+			goto store_err;
+		if (seq < 1 || seq > (uint64_t)cp.size) {
+			reply_error(c, 404, "not_found", "event %" PRIu64 " is not covered by checkpoint %"
+			            PRId64 " (yet)", seq, cp.size);
+			goto out;
+		}
+		if ((rc = load_leaves(s, (uint64_t)cp.size, &leaves)))
+			goto store_err;
+		int n = so_merkle_inclusion_proof(leaves, (uint64_t)cp.size, seq - 1, proof);
+		struct one_event ev = {0};
+		rc = s->ops->audit_each(s, (int64_t)seq - 1, 1, grab_event, &ev);
+		if (rc < 0 || !ev.event) {
+			json_decref(ev.event);
+			goto store_err;
+		}
+		reply_json(c, 200, json_pack("{s:I, s:o, s:s, s:o, s:o}", "seq", (json_int_t)seq,
+		                             "event", ev.event, "hash", ev.hash, "proof",
+		                             hashes_json(proof, n), "checkpoint", checkpoint_json(&cp)));
+		goto out;
+	}
+	if (from < 1 || from > to) {
+		reply_error(c, 400, "bad_request", "need 0 < from <= to");
+		goto out;
+	}
+	if ((rc = s->ops->checkpoint_get(s, (int64_t)from, 0, &cp_from)) ||
+	    (rc = s->ops->checkpoint_get(s, (int64_t)to, 0, &cp))) {
+		if (rc == SO_ENOTFOUND) {
+			reply_error(c, 404, "not_found", "from and to must be sizes of checkpoints");
+			goto out;
+		}
+		goto store_err;
+	}
+	if ((rc = load_leaves(s, to, &leaves)))
+		goto store_err;
+	int n = so_merkle_consistency_proof(leaves, from, to, proof);
+	reply_json(c, 200, json_pack("{s:I, s:I, s:o, s:o, s:o}", "from", (json_int_t)from, "to",
+	                             (json_int_t)to, "proof", hashes_json(proof, n < 0 ? 0 : n),
+	                             "from_checkpoint", checkpoint_json(&cp_from), "to_checkpoint",
+	                             checkpoint_json(&cp)));
+	goto out;
+store_err:
+	reply_store_err(c, rc);
+out:
+	readers_give(&c->srv->readers, s);
+	free(leaves);
+}
+
+/* ---- export, streamed ---- */
+
+struct export {
+	so_server_t *srv;
+	int csv;
+	int64_t seq, end;           /* last event written; last event to write */
+	so_checkpoint_row_t *cps;   /* checkpoints up to `end`, by size */
+	size_t ncps, next_cp;
+	so_buf_t out;               /* what is ready to send */
+	size_t sent;                /* of `out` */
+	int done;
+};
+
+static int
+csv_field(so_buf_t *b, const char *s)
+{
+	if (!s)
+		return SO_OK;
+	int rc = so_buf_add(b, "\"", 1);
+	for (const char *p = s; rc == SO_OK && *p; p++)
+		rc = *p == '"' ? so_buf_add(b, "\"\"", 2) : so_buf_add(b, p, 1);
+	return rc ? rc : so_buf_add(b, "\"", 1);
+}
+
+static int
+export_row(void *ctx, const so_audit_row_t *row)
+{
+	struct export *x = ctx;
+	int rc;
+	if (x->csv) {
+		char at[40];
+		so_clock_format(row->at, at, sizeof(at));
+		rc = so_buf_printf(&x->out, "%" PRId64 ",%s,", row->seq, at);
+		if (!rc) rc = csv_field(&x->out, row->type);
+		if (!rc) rc = so_buf_add(&x->out, ",", 1);
+		if (!rc) rc = csv_field(&x->out, row->request_id);
+		if (!rc) rc = so_buf_add(&x->out, ",", 1);
+		if (!rc) rc = csv_field(&x->out, row->actor);
+		if (!rc) rc = so_buf_printf(&x->out, ",%s,%s,", row->hash, row->prev_hash);
+		if (!rc) rc = csv_field(&x->out, row->data);
+		if (!rc) rc = so_buf_add(&x->out, "\n", 1);
+	} else {
+		so_buf_t ev;
+		so_buf_init(&ev, (size_t)64 << 20);
+		rc = so_audit_event_canonical(row->seq, row->at, row->type, row->request_id, row->actor,
+		                              row->data, &ev);
+		if (!rc)
+			rc = so_audit_event_line(so_buf_cstr(&ev), ev.len, row->hash, row->prev_hash, &x->out);
+		if (!rc)
+			rc = so_buf_add(&x->out, "\n", 1);
+		so_buf_free(&ev);
+		/* A checkpoint goes right after the event it ends at. */
+		while (!rc && x->next_cp < x->ncps && x->cps[x->next_cp].size <= row->seq) {
+			so_checkpoint_t cp;
+			if (x->cps[x->next_cp].size == row->seq &&
+			    row_to_checkpoint(&x->cps[x->next_cp], &cp) == SO_OK) {
+				rc = so_checkpoint_line(&cp, &x->out);
+				if (!rc)
+					rc = so_buf_add(&x->out, "\n", 1);
+			}
+			x->next_cp++;
+		}
+	}
+	x->seq = row->seq;
+	return rc;
+}
+
+static ssize_t
+export_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct export *x = cls;
+	while (x->sent == x->out.len) {
+		so_buf_reset(&x->out);
+		x->sent = 0;
+		if (x->done)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		if (x->seq >= x->end) {
+			/* Checkpoints claiming more than the log holds: the verifier must see them. */
+			for (; !x->csv && x->next_cp < x->ncps; x->next_cp++) {
+				so_checkpoint_t cp;
+				if (x->cps[x->next_cp].size > x->end &&
+				    row_to_checkpoint(&x->cps[x->next_cp], &cp) == SO_OK &&
+				    (so_checkpoint_line(&cp, &x->out) || so_buf_add(&x->out, "\n", 1)))
+					return MHD_CONTENT_READER_END_WITH_ERROR;
+			}
+			x->done = 1;
+			continue;
+		}
+		int64_t before = x->seq;
+		size_t want = x->end - x->seq < 500 ? (size_t)(x->end - x->seq) : 500;
+		so_store_t *s = readers_take(&x->srv->readers);
+		int rc = s->ops->audit_each(s, x->seq, want, export_row, x);
+		readers_give(&x->srv->readers, s);
+		if (rc || x->seq == before) {
+			so_error("audit export stopped after event %" PRId64 ": %s", x->seq, so_strerror(rc));
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		}
+	}
+	size_t n = x->out.len - x->sent < max ? x->out.len - x->sent : max;
+	memcpy(buf, x->out.data + x->sent, n);
+	x->sent += n;
+	return (ssize_t)n;
+}
+
+static void
+export_free(void *cls)
+{
+	struct export *x = cls;
+	so_buf_free(&x->out);
+	free(x->cps);
+	free(x);
+}
+
+/* The export answers from a callback, so it queues its own response. */
+void
+h_audit_export(struct conn *c, struct MHD_Connection *mc)
+{
+	const char *format = MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "format");
+	uint64_t after = 0;
+	char hash[65];
+	if (auditor_only(c))
+		return;
+	if (format && strcmp(format, "jsonl") && strcmp(format, "csv")) {
+		reply_error(c, 400, "bad_request", "format is jsonl or csv");
+		return;
+	}
+	if (query_u64(mc, "after", &after) < 0) {
+		reply_error(c, 400, "bad_request", "after must be a sequence number");
+		return;
+	}
+	struct export *x = calloc(1, sizeof(*x));
+	if (!x) {
+		reply_error(c, 500, "internal", "out of memory");
+		return;
+	}
+	x->srv = c->srv;
+	x->csv = format && !strcmp(format, "csv");
+	x->seq = (int64_t)after;
+	so_buf_init(&x->out, (size_t)128 << 20);
+	so_store_t *s = readers_take(&c->srv->readers);
+	int rc = s->ops->audit_head(s, &x->end, hash);
+	if (!rc && !x->csv)
+		rc = s->ops->checkpoint_list(s, (int64_t)after, 10000000, &x->cps, &x->ncps);
+	readers_give(&c->srv->readers, s);
+	if (rc) {
+		export_free(x);
+		reply_store_err(c, rc);
+		return;
+	}
+	char pk[65], id[SO_KEY_ID_LEN + 1], now[40];
+	sodium_bin2hex(pk, sizeof(pk), c->srv->key->pk, 32);
+	so_audit_key_id(c->srv->key->pk, id);
+	so_clock_format(so_clock_now_ms(), now, sizeof(now));
+	if (x->csv)
+		so_buf_adds(&x->out, "seq,at,type,request_id,actor,hash,prev_hash,data\n");
+	else
+		so_buf_printf(&x->out,
+		              "{\"export\":{\"after\":%" PRIu64 ",\"exported_at\":\"%s\",\"format\":"
+		              "\"signoff-audit-jsonl/1\",\"key_id\":\"%s\",\"public_key\":\"%s\","
+		              "\"through\":%" PRId64 "}}\n",
+		              after, now, id, pk, x->end);
+	struct MHD_Response *resp =
+	    MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, export_read, x, export_free);
+	if (!resp) {
+		export_free(x);
+		reply_error(c, 500, "internal", "out of memory");
+		return;
+	}
+	MHD_add_response_header(resp, "Content-Type",
+	                        x->csv ? "text/csv; charset=utf-8" : "application/x-ndjson");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_queue_response(mc, 200, resp);
+	MHD_destroy_response(resp);
+	c->queued = 1;
+}
+
+/* ---- verification by the server over its own store ---- */
+
+struct verify_run {
+	so_audit_verifier_t v;
+	so_checkpoint_row_t *cps;
+	size_t ncps, next_cp;
+	so_buf_t ev;
+};
+
+static int
+verify_row(void *ctx, const so_audit_row_t *row)
+{
+	struct verify_run *vr = ctx;
+	so_buf_reset(&vr->ev);
+	if (so_audit_event_canonical(row->seq, row->at, row->type, row->request_id, row->actor,
+	                             row->data, &vr->ev))
+		return SO_ENOMEM;
+	if (so_audit_verifier_event(&vr->v, so_buf_cstr(&vr->ev), vr->ev.len, row->prev_hash,
+	                            row->hash))
+		return 1; /* stop: the result says where */
+	while (vr->next_cp < vr->ncps && vr->cps[vr->next_cp].size <= row->seq) {
+		so_checkpoint_t cp;
+		if (vr->cps[vr->next_cp].size == row->seq &&
+		    (row_to_checkpoint(&vr->cps[vr->next_cp], &cp) ||
+		     so_audit_verifier_checkpoint(&vr->v, &cp)))
+			return 1;
+		vr->next_cp++;
+	}
+	return SO_OK;
+}
+
+int
+audit_verify_store(so_server_t *srv, so_audit_verify_result_t *out)
+{
+	struct verify_run vr = {0};
+	so_audit_verifier_init(&vr.v, &srv->key->pk, 1);
+	so_buf_init(&vr.ev, (size_t)64 << 20);
+	so_store_t *s = readers_take(&srv->readers);
+	int rc = s->ops->checkpoint_list(s, 0, 10000000, &vr.cps, &vr.ncps);
+	int64_t after = 0;
+	while (rc == SO_OK) {
+		int64_t before = vr.v.seq;
+		rc = s->ops->audit_each(s, after, PAGE, verify_row, &vr);
+		if (rc || vr.v.seq - before < PAGE)
+			break;
+		after = vr.v.seq;
+	}
+	readers_give(&srv->readers, s);
+	/* Checkpoints past the last event: the log was cut short. */
+	for (size_t i = vr.next_cp; rc != SO_ESTORE && i < vr.ncps; i++) {
+		so_checkpoint_t cp;
+		if (!row_to_checkpoint(&vr.cps[i], &cp))
+			so_audit_verifier_checkpoint(&vr.v, &cp);
+	}
+	so_audit_verifier_finish(&vr.v, out);
+	so_audit_verifier_free(&vr.v);
+	so_buf_free(&vr.ev);
+	free(vr.cps);
+	return rc == 1 ? SO_OK : rc;
+}
+
+void
+h_audit_verify(struct conn *c, struct MHD_Connection *mc)
+{
+	so_audit_verify_result_t r;
+	if (auditor_only(c))
+		return;
+	int rc = audit_verify_store(c->srv, &r);
+	if (rc && rc != SO_EINVAL) {
+		reply_store_err(c, rc);
+		return;
+	}
+	json_t *o = json_pack("{s:b, s:I, s:I, s:I, s:I}", "ok", r.ok, "events", (json_int_t)r.events,
+	                      "checkpoints", (json_int_t)r.checkpoints, "signed_size",
+	                      (json_int_t)r.signed_size, "unsigned_tail", (json_int_t)r.unsigned_tail);
+	if (!r.ok) {
+		json_object_set_new(o, "first_bad_seq", json_integer(r.first_bad_seq));
+		json_object_set_new(o, "reason", json_string(r.reason));
+	}
+	reply_json(c, 200, o);
+}
