@@ -1548,3 +1548,15 @@ so_expr_eval_string(const so_expr_t *e, const so_expr_input_t *in, const char **
 	*len = v.u.s.n;
 	return 1;
 }
+
+int
+so_expr_present(const so_expr_t *e, const so_expr_input_t *in)
+{
+	struct env env = {.in = in, .budget = EVAL_BUDGET};
+	struct val v = eval(&env, e->root);
+	if (v.t == V_UNKNOWN || v.t == V_NULL)
+		return 0;
+	if (v.t == V_STR)
+		return v.u.s.n > 0;
+	return 1;
+}

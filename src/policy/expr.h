@@ -69,6 +69,12 @@ enum so_tri so_expr_eval(const so_expr_t *e, const so_expr_input_t *in, const ch
 int so_expr_eval_string(const so_expr_t *e, const so_expr_input_t *in, const char **s,
                         size_t *len);
 
+/**
+ * Whether a field path has a value: not absent, not null, and not an empty string
+ * (`require: [intent]` is not met by "").
+ */
+int so_expr_present(const so_expr_t *e, const so_expr_input_t *in);
+
 /** The source text. */
 const char *so_expr_text(const so_expr_t *e);
 

@@ -155,18 +155,6 @@ refuse_missing(so_core_err_t *refusal, const so_rule_t *rule, const char *path)
 	return SO_EINVAL;
 }
 
-/* Is the field path present (a non-empty string, or any other value)? */
-static int
-present(const so_expr_t *path, const so_expr_input_t *in)
-{
-	const char *s;
-	size_t len;
-	if (so_expr_eval_string(path, in, &s, &len))
-		return len > 0;
-	/* not a string: has(path) decides */
-	return so_expr_eval(path, in, NULL, NULL) != SO_UNKNOWN;
-}
-
 static json_t *
 trace_entry(const so_rule_t *rule, enum so_tri t, const char *absent, size_t absent_len)
 {
@@ -217,7 +205,7 @@ so_policy_decide(const so_policy_t *p, const so_directory_t *dir, const so_reque
 		if (rule->decide > outcome)
 			outcome = rule->decide;
 		for (size_t k = 0; k < rule->nrequire && !matched_require; k++)
-			if (!present(rule->require[k], &in))
+			if (!so_expr_present(rule->require[k], &in))
 				matched_require = rule;
 	}
 	if (outcome < 0) {
@@ -233,7 +221,7 @@ so_policy_decide(const so_policy_t *p, const so_directory_t *dir, const so_reque
 	out->grant_ttl = p->grant_ttl;
 	if (outcome != SO_OUT_DENY && matched_require) {
 		for (size_t k = 0; k < matched_require->nrequire; k++) {
-			if (!present(matched_require->require[k], &in)) {
+			if (!so_expr_present(matched_require->require[k], &in)) {
 				rc = refuse_missing(refusal, matched_require,
 				                    so_expr_text(matched_require->require[k]));
 				goto fail;
