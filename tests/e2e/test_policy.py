@@ -160,6 +160,7 @@ def test_require_refuses_a_request_without_the_field(start_daemon):
     assert "prod-needs-why" in msg and "intent" in msg, msg
 
     error_of(bot.submit_raw(action, intent="", context={"ticket": "CHG-1"}), 400, "missing_field")
+    error_of(bot.submit_raw(action, intent="x", context={"ticket": None}), 400, "missing_field")
     resp = bot.submit_raw(action, intent="schema change")
     error_of(resp, 400, "missing_field")
     assert "context.ticket" in resp.json()["error"]["message"]
@@ -184,9 +185,10 @@ def test_require_refuses_a_request_without_the_field(start_daemon):
 def test_require_accepts_a_present_value_that_is_not_a_string(start_daemon):
     """context.ticket: 4411 (a number) is present; `require` must not call it missing."""
     d = start_daemon(policy=REQUIRE)
-    resp = d.client("deploy-bot").submit_raw(shell("psql", "migrate"), intent="schema change",
-                                             context={"ticket": 4411})
-    assert resp.status_code == 201, f"a numeric ticket was called missing: {resp.text}"
+    for ticket in (4411, True, ["CHG-1"], {"id": "CHG-1"}):
+        resp = d.client("deploy-bot").submit_raw(shell("psql", "migrate"), intent="schema change",
+                                                 context={"ticket": ticket})
+        assert resp.status_code == 201, f"ticket {ticket!r} was called missing: {resp.text}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -237,6 +239,24 @@ def test_absent_field_applies_deny_rules(start_daemon):
     r = d.client("deploy-bot").submit({"kind": "data.export", "arguments": {}})
     assert r["status"] == "denied"
     assert r["decision"]["rules"][0]["matched"] == "unknown"
+
+
+def test_matches_rules_decide_in_a_real_daemon(start_daemon):
+    """A regular expression in a rule, evaluated by the daemon's worker threads (under
+    ASan+UBSan the fixture also fails this test if the daemon leaks or misbehaves)."""
+    d = start_daemon(policy={"default": "allow", "rules": [
+        rule("no-secrets-in-config",
+             'action.kind == "config.change" && action.arguments.key.matches("(?i)(password|token)")',
+             "deny"),
+    ]})
+    bot = d.client("deploy-bot")
+    for key, status in (("DB_PASSWORD", "denied"), ("FEATURE_X", "approved"),
+                        ("api_token", "denied")):
+        r = bot.submit({"kind": "config.change", "arguments": {"key": key}})
+        assert r["status"] == status, key
+    r = bot.submit({"kind": "config.change", "arguments": {}})
+    assert r["status"] == "denied"  # key absent: unknown, and a deny rule applies
+    assert d.stop() == 0
 
 
 # --------------------------------------------------------------------------------------------
