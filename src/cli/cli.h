@@ -123,6 +123,8 @@ int cli_cancel(struct cli *cli, int argc, char **argv);
 int cli_token(struct cli *cli, int argc, char **argv);
 int cli_whoami(struct cli *cli, int argc, char **argv);
 int cli_policy(struct cli *cli, int argc, char **argv);
+int cli_audit(struct cli *cli, int argc, char **argv);
+int cli_explain(struct cli *cli, int argc, char **argv);
 
 /** Print a request for humans (show). */
 void cli_print_request(const json_t *request);

@@ -24,6 +24,8 @@ static const struct verb verbs[] = {
 	{"cancel", cli_cancel, "cancel your pending request"},
 	{"token", cli_token, "issue an API token (token issue PRINCIPAL)"},
 	{"whoami", cli_whoami, "show who the token belongs to"},
+	{"audit", cli_audit, "verify, export or prove the signed audit log"},
+	{"explain", cli_explain, "tell the story of one request"},
 	{"policy", cli_policy, "check a policy, or dry-run requests against it (offline)"},
 };
 

@@ -411,8 +411,15 @@ include_file(so_config_t *cfg, const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "included file %s is too large", path);
 		return SO_ECONFIG;
 	}
-	if (cfg->loading)
-		so_buf_printf(&cfg->loading->text, "\n--- %s\n%s", path, so_buf_cstr(&text));
+	if (cfg->loading) {
+		/* The version must not depend on where signoffd was started: name the file as the
+		 * configuration does, relative to its directory. */
+		const char *name = path;
+		size_t dl = strlen(cfg->loading->dir);
+		if (dl && !strncmp(path, cfg->loading->dir, dl) && path[dl] == '/')
+			name = path + dl + 1;
+		so_buf_printf(&cfg->loading->text, "\n--- %s\n%s", name, so_buf_cstr(&text));
+	}
 	rc = so_yaml_parse(so_buf_cstr(&text), text.len, &root, msg, sizeof(msg));
 	so_buf_free(&text);
 	if (rc) {

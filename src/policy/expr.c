@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -779,7 +780,7 @@ parse_primary(struct parser *p)
 				struct node *arg = parse_expr(p);
 				if (!arg || !expect(p, T_RPAREN, "to close has("))
 					break;
-				if (arg->kind != N_FIELD && arg->kind != N_INDEX) {
+				if (arg->kind != N_FIELD && arg->kind != N_INDEX && arg->kind != N_ROOT) {
 					fail_at(p, arg_off, "has() takes a field, like has(context.ticket)");
 					break;
 				}
@@ -1372,6 +1373,50 @@ eval_in(struct env *env, const struct node *n)
 	return saw_unknown ? unknown : vbool(0);
 }
 
+struct matcher {
+	pcre2_match_data *md;
+	pcre2_match_context *mc;
+};
+
+static pthread_key_t matcher_key;
+static pthread_once_t matcher_once = PTHREAD_ONCE_INIT;
+
+static void
+matcher_free(void *arg)
+{
+	struct matcher *m = arg;
+	pcre2_match_data_free(m->md);
+	pcre2_match_context_free(m->mc);
+	free(m);
+}
+
+static void
+matcher_key_init(void)
+{
+	pthread_key_create(&matcher_key, matcher_free);
+}
+
+static struct matcher *
+matcher_get(void)
+{
+	pthread_once(&matcher_once, matcher_key_init);
+	struct matcher *m = pthread_getspecific(matcher_key);
+	if (m)
+		return m;
+	if (!(m = calloc(1, sizeof(*m))))
+		return NULL;
+	m->md = pcre2_match_data_create(1, NULL);
+	m->mc = pcre2_match_context_create(NULL);
+	if (!m->md || !m->mc || pthread_setspecific(matcher_key, m)) {
+		matcher_free(m);
+		return NULL;
+	}
+	pcre2_set_match_limit(m->mc, REGEX_MATCH_LIMIT);
+	pcre2_set_depth_limit(m->mc, REGEX_DEPTH_LIMIT);
+	pcre2_set_heap_limit(m->mc, REGEX_HEAP_LIMIT_KB);
+	return m;
+}
+
 static struct val
 eval_string_fn(struct env *env, const struct node *n)
 {
@@ -1387,19 +1432,11 @@ eval_string_fn(struct env *env, const struct node *n)
 	case N_CONTAINS: return vbool(qn == 0 || memmem(p, sn, q, qn) != NULL);
 	default: break;
 	}
-	/* matches: one match-data block per thread, made on first use and reused. */
-	static _Thread_local pcre2_match_data *md;
-	static _Thread_local pcre2_match_context *mc;
-	if (!md) {
-		md = pcre2_match_data_create(1, NULL);
-		mc = pcre2_match_context_create(NULL);
-		if (!md || !mc)
-			return unknown;
-		pcre2_set_match_limit(mc, REGEX_MATCH_LIMIT);
-		pcre2_set_depth_limit(mc, REGEX_DEPTH_LIMIT);
-		pcre2_set_heap_limit(mc, REGEX_HEAP_LIMIT_KB);
-	}
-	int rc = pcre2_match(n->re, (PCRE2_SPTR)p, sn, 0, 0, md, mc);
+	/* matches: one match block per thread, made on first use, freed when the thread ends. */
+	struct matcher *m = matcher_get();
+	if (!m)
+		return unknown;
+	int rc = pcre2_match(n->re, (PCRE2_SPTR)p, sn, 0, 0, m->md, m->mc);
 	if (rc >= 0)
 		return vbool(1);
 	if (rc == PCRE2_ERROR_NOMATCH)

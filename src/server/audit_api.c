@@ -266,6 +266,7 @@ struct one_event {
 	int64_t seq;
 	json_t *event;
 	char hash[65];
+	char prev_hash[65];
 };
 
 static int
@@ -280,6 +281,7 @@ grab_event(void *ctx, const so_audit_row_t *row)
 		json_error_t jerr;
 		e->event = json_loadb(so_buf_cstr(&b), b.len, 0, &jerr);
 		memcpy(e->hash, row->hash, sizeof(e->hash));
+		memcpy(e->prev_hash, row->prev_hash, sizeof(e->prev_hash));
 		e->seq = row->seq;
 	}
 	so_buf_free(&b);
@@ -330,9 +332,10 @@ h_audit_proof(struct conn *c, struct MHD_Connection *mc)
 			json_decref(ev.event);
 			goto store_err;
 		}
-		reply_json(c, 200, json_pack("{s:I, s:o, s:s, s:o, s:o}", "seq", (json_int_t)seq,
-		                             "event", ev.event, "hash", ev.hash, "proof",
-		                             hashes_json(proof, n), "checkpoint", checkpoint_json(&cp)));
+		reply_json(c, 200, json_pack("{s:I, s:o, s:s, s:s, s:o, s:o}", "seq", (json_int_t)seq,
+		                             "event", ev.event, "hash", ev.hash, "prev_hash", ev.prev_hash,
+		                             "proof", hashes_json(proof, n), "checkpoint",
+		                             checkpoint_json(&cp)));
 		goto out;
 	}
 	if (from < 1 || from > to) {
