@@ -627,7 +627,7 @@ static void
 test_has_needs_a_field(void **state)
 {
 	refused("has(1)", 5, "has() takes a field");
-	refused("has(context)", 5, "has() takes a field");
+	refused("has('intent')", 5, "has() takes a field");
 	refused("action.command.exists(x, has(x))", 30, "has() takes a field");
 }
 
