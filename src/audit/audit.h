@@ -23,6 +23,10 @@
 int so_audit_append(so_store_t *s, const char *type, const char *request_id,
                     const char *actor, json_t *data, int64_t now);
 
+/** The same with `data` already in canonical JSON (borrowed). */
+int so_audit_append_text(so_store_t *s, const char *type, const char *request_id,
+                         const char *actor, const char *data_text, int64_t now);
+
 /**
  * The hash of an event given its fields: `event` is the JSON object without prev_hash and
  * hash. Writes 64 hex chars + NUL to `out`.

@@ -29,41 +29,44 @@ so_audit_hash(const char prev_hash[65], const json_t *event, char out[65])
 }
 
 int
-so_audit_append(so_store_t *s, const char *type, const char *request_id, const char *actor,
-                json_t *data, int64_t now)
+so_audit_append_text(so_store_t *s, const char *type, const char *request_id, const char *actor,
+                     const char *data_text, int64_t now)
 {
-	so_audit_row_t row = {.at = now, .type = type, .request_id = request_id, .actor = actor};
-	char *data_text = NULL;
+	so_audit_row_t row = {.at = now, .type = type, .request_id = request_id, .actor = actor,
+	                      .data = data_text};
+	unsigned char prev[SO_HASH_LEN];
+	so_hash_t h;
 	so_buf_t buf;
 	int64_t head;
 	int rc;
 
-	so_buf_init(&buf, (size_t)64 << 20);
-	if (!data)
-		data = json_object();
 	if ((rc = s->ops->audit_head(s, &head, row.prev_hash)))
-		goto out;
+		return rc;
 	row.seq = head + 1;
-	if (!(data_text = so_json_canonical_str(data))) {
-		rc = SO_ENOMEM;
-		goto out;
-	}
 	/* hash = SHA-256(prev_hash bytes || canonical event) */
-	unsigned char prev[SO_HASH_LEN];
-	so_hash_t h;
-	if (sodium_hex2bin(prev, sizeof(prev), row.prev_hash, 64, NULL, NULL, NULL) ||
-	    (rc = so_buf_add(&buf, prev, sizeof(prev))) ||
-	    (rc = so_audit_event_canonical(row.seq, now, type, request_id, actor, data_text, &buf))) {
-		rc = rc ? rc : SO_ESTORE;
-		goto out;
+	so_buf_init(&buf, (size_t)64 << 20);
+	if (sodium_hex2bin(prev, sizeof(prev), row.prev_hash, 64, NULL, NULL, NULL))
+		rc = SO_ESTORE;
+	if (!rc)
+		rc = so_buf_add(&buf, prev, sizeof(prev));
+	if (!rc)
+		rc = so_audit_event_canonical(row.seq, now, type, request_id, actor, data_text, &buf);
+	if (!rc) {
+		so_sha256(so_buf_cstr(&buf), buf.len, h);
+		sodium_bin2hex(row.hash, sizeof(row.hash), h, sizeof(h));
+		rc = s->ops->audit_insert(s, &row);
 	}
-	so_sha256(so_buf_cstr(&buf), buf.len, h);
-	sodium_bin2hex(row.hash, sizeof(row.hash), h, sizeof(h));
-	row.data = data_text;
-	rc = s->ops->audit_insert(s, &row);
-out:
 	so_buf_free(&buf);
-	free(data_text);
+	return rc;
+}
+
+int
+so_audit_append(so_store_t *s, const char *type, const char *request_id, const char *actor,
+                json_t *data, int64_t now)
+{
+	char *text = so_json_canonical_str(data ? data : json_object());
+	int rc = text ? so_audit_append_text(s, type, request_id, actor, text, now) : SO_ENOMEM;
+	free(text);
 	json_decref(data);
 	return rc;
 }

@@ -118,6 +118,7 @@ typedef struct so_request {
 	int has_result;
 	int64_t exit_code;
 	char *result_detail;
+	char *doc_text; /**< the stored form as canonical JSON when already made, or NULL */
 } so_request_t;
 
 void so_request_free(so_request_t *r);
@@ -206,6 +207,11 @@ json_t *so_request_to_json(const so_directory_t *dir, const so_request_t *r);
  * The stored form (everything but reviews, which the store keeps in rows). New reference.
  */
 json_t *so_request_to_doc(const so_request_t *r);
+/**
+ * Make r->doc_text (the canonical stored form) so that storing and auditing the request
+ * need no more JSON work. Valid until the request changes. SO_OK or SO_ENOMEM.
+ */
+int so_request_seal(so_request_t *r);
 /** Rebuild from the stored form; reviews are added by the store. SO_OK or SO_EINVAL. */
 int so_request_from_doc(const json_t *doc, so_request_t **out);
 /** Review <-> JSON, shared by the API and the store. */

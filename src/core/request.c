@@ -4,6 +4,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/json.h"
 #include "core/core.h"
 
 static const char *const status_names[SO_ST__COUNT] = {
@@ -85,6 +86,7 @@ so_request_free(so_request_t *r)
 	free(r->reviews);
 	free(r->idempotency_key);
 	free(r->result_detail);
+	free(r->doc_text);
 	free(r);
 }
 
@@ -369,4 +371,17 @@ so_request_from_doc(const json_t *doc, so_request_t **out)
 bad:
 	so_request_free(r);
 	return SO_EINVAL;
+}
+
+int
+so_request_seal(so_request_t *r)
+{
+	json_t *doc = so_request_to_doc(r);
+	char *text = doc ? so_json_canonical_str(doc) : NULL;
+	json_decref(doc);
+	if (!text)
+		return SO_ENOMEM;
+	free(r->doc_text);
+	r->doc_text = text;
+	return SO_OK;
 }

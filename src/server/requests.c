@@ -68,13 +68,12 @@ op_submit(so_store_t *s, struct conn *c)
 		if (rc != SO_ENOTFOUND)
 			return rc;
 	}
-	json_t *snapshot = so_request_to_json(dir_of(c), r);
-	if (!snapshot)
-		return SO_ENOMEM;
+	/* The stored form is the audit record: what reviewers see, the decision and its trace. */
 	if ((rc = s->ops->request_insert(s, r)) ||
-	    (rc = so_audit_append(s, "request.submitted", r->id, r->requester, snapshot, r->created_at)))
+	    (rc = so_audit_append_text(s, "request.submitted", r->id, r->requester, r->doc_text,
+	                               r->created_at)))
 		return rc;
-	reply_request(c, 201, r);
+	/* c->resp already holds the 201 answer, made before the job was queued. */
 	c->transition = (int)r->status;
 	if (r->status != SO_ST_PENDING)
 		c->decision_usec = 0;
@@ -112,6 +111,12 @@ h_submit(struct conn *c, struct MHD_Connection *mc)
 	}
 	so_core_apply_decision(c->req, &d, so_core_requested_ttl(c->in), now);
 	memcpy(c->id, c->req->id, sizeof(c->id));
+	/* JSON work happens here, in parallel HTTP threads, not in the single writer. */
+	if (so_request_seal(c->req)) {
+		reply_error(c, 500, "internal", "out of memory");
+		return;
+	}
+	reply_request(c, 201, c->req);
 	atomic_fetch_add(&so_metrics.submitted, 1);
 	run_op(c, mc, op_submit);
 }
