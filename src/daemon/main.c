@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/token.h"
 #include "daemon/config.h"
 #include "server/server.h"
 #include "store/store.h"
@@ -90,7 +91,7 @@ load_policy(void *ctx, so_policy_t *out, char *err, size_t errlen)
 
 struct demo_tokens {
 	so_config_t *cfg;
-	char (*tokens)[68];
+	char (*tokens)[SO_TOKEN_LEN + 1];
 	int minted;
 };
 
@@ -103,14 +104,8 @@ op_demo_tokens(so_store_t *s, void *arg)
 	if (rc || have)
 		return rc;
 	for (size_t i = 0; i < dt->cfg->directory.n; i++) {
-		unsigned char raw[32], md[32];
 		char hash[65];
-		char *tok = dt->tokens[i];
-		randombytes_buf(raw, sizeof(raw));
-		memcpy(tok, "so_", 3);
-		sodium_bin2hex(tok + 3, 65, raw, sizeof(raw));
-		crypto_hash_sha256(md, (const unsigned char *)tok, 67);
-		sodium_bin2hex(hash, sizeof(hash), md, sizeof(md));
+		so_token_new(dt->tokens[i], hash);
 		const char *id = dt->cfg->directory.items[i].id;
 		if ((rc = s->ops->token_insert(s, hash, id, so_clock_now_ms())) ||
 		    (rc = so_audit_append(s, "token.issued", NULL, NULL,

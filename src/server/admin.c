@@ -7,6 +7,7 @@
 #include "audit/audit.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/token.h"
 #include "server/internal.h"
 
 #define AUDIT_PAGE_DEFAULT 100
@@ -22,15 +23,9 @@ op_token(so_store_t *s, struct conn *c)
 {
 	const char *principal = json_string_value(json_object_get(c->in, "principal"));
 	int64_t now = so_clock_now_ms();
-	unsigned char raw[32], md[32];
-	char token[3 + 64 + 1], hash[65];
+	char token[SO_TOKEN_LEN + 1], hash[65];
 
-	randombytes_buf(raw, sizeof(raw));
-	memcpy(token, "so_", 3);
-	sodium_bin2hex(token + 3, 65, raw, sizeof(raw));
-	crypto_hash_sha256(md, (const unsigned char *)token, 67);
-	sodium_bin2hex(hash, sizeof(hash), md, sizeof(md));
-	sodium_memzero(raw, sizeof(raw));
+	so_token_new(token, hash);
 
 	int rc = s->ops->token_insert(s, hash, principal, now);
 	if (rc == SO_OK)

@@ -5,21 +5,8 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/token.h"
 #include "server/internal.h"
-
-#define TOKEN_PREFIX "so_"
-#define TOKEN_LEN (3 + 64)
-
-static int
-token_well_formed(const char *t)
-{
-	if (strlen(t) != TOKEN_LEN || strncmp(t, TOKEN_PREFIX, 3))
-		return 0;
-	for (const char *p = t + 3; *p; p++)
-		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-			return 0;
-	return 1;
-}
 
 const so_principal_t *
 auth_caller(struct conn *c, struct MHD_Connection *mc)
@@ -30,14 +17,12 @@ auth_caller(struct conn *c, struct MHD_Connection *mc)
 		reply_error(c, 401, "unauthorized", "missing Authorization: Bearer <token>");
 		return NULL;
 	}
-	if (strncasecmp(h, "Bearer ", 7) || !token_well_formed(h + 7)) {
+	if (strncasecmp(h, "Bearer ", 7) || !so_token_well_formed(h + 7)) {
 		reply_error(c, 401, "unauthorized", "malformed bearer token");
 		return NULL;
 	}
-	unsigned char md[crypto_hash_sha256_BYTES];
 	char hex[65];
-	crypto_hash_sha256(md, (const unsigned char *)h + 7, TOKEN_LEN);
-	sodium_bin2hex(hex, sizeof(hex), md, sizeof(md));
+	so_token_hash(h + 7, hex);
 
 	/* Scan every configured hash without stopping early. */
 	const so_principal_t *found = NULL;
@@ -58,7 +43,6 @@ auth_caller(struct conn *c, struct MHD_Connection *mc)
 			return NULL;
 		}
 	}
-	sodium_memzero(md, sizeof(md));
 	if (!found) {
 		reply_error(c, 401, "unauthorized", "unknown or revoked token");
 		return NULL;
