@@ -51,5 +51,9 @@ typedef struct so_audit_key {
  */
 int so_audit_key_load(const char *path, so_audit_key_t *key, char *err, size_t errlen);
 void so_audit_key_wipe(so_audit_key_t *key);
+/** Create a new key file at `path` (which must not exist), mode 0600. */
+int so_audit_key_create(const char *path, so_audit_key_t *key, char *err, size_t errlen);
+/** Put a key file in place (rename, then fsync the directory). */
+int so_audit_key_install(const char *from, const char *to, char *err, size_t errlen);
 
 #endif

@@ -42,6 +42,31 @@ write_new_key(const char *path, so_audit_key_t *key, char *err, size_t errlen)
 }
 
 int
+so_audit_key_create(const char *path, so_audit_key_t *key, char *err, size_t errlen)
+{
+	return write_new_key(path, key, err, errlen);
+}
+
+int
+so_audit_key_install(const char *from, const char *to, char *err, size_t errlen)
+{
+	if (rename(from, to)) {
+		snprintf(err, errlen, "cannot move %s to %s: %s", from, to, strerror(errno));
+		return SO_EIO;
+	}
+	/* Make the rename itself durable. */
+	char dir[4096];
+	const char *slash = strrchr(to, '/');
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - to) : 1, slash ? to : ".");
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	return SO_OK;
+}
+
+int
 so_audit_key_load(const char *path, so_audit_key_t *key, char *err, size_t errlen)
 {
 	struct stat st;

@@ -171,8 +171,8 @@ void
 so_audit_verifier_init(so_audit_verifier_t *v, const unsigned char (*keys)[32], size_t nkeys)
 {
 	memset(v, 0, sizeof(*v));
-	v->keys = keys;
-	v->nkeys = nkeys;
+	v->nkeys = nkeys < SO_AUDIT_MAX_KEYS ? nkeys : SO_AUDIT_MAX_KEYS;
+	memcpy(v->keys, keys, v->nkeys * 32);
 	memset(v->prev, '0', 64);
 	so_merkle_frontier_init(&v->tree);
 	so_buf_init(&v->scratch, (size_t)64 << 20);
@@ -233,6 +233,20 @@ is_hex64(const char *s)
 	return 1;
 }
 
+/* A key rotation names the next key; it is trusted once a checkpoint covers the event. */
+static void
+note_rotation(so_audit_verifier_t *v, int64_t seq, const char *event, size_t len)
+{
+	json_error_t jerr;
+	json_t *ev = json_loadb(event, len, 0, &jerr);
+	const char *pk = json_string_value(json_object_get(json_object_get(ev, "data"),
+	                                                   "new_public_key"));
+	if (pk && strlen(pk) == 64 && v->npending < SO_AUDIT_MAX_KEYS &&
+	    !sodium_hex2bin(v->pending[v->npending], 32, pk, 64, NULL, NULL, NULL))
+		v->pending_seq[v->npending++] = seq;
+	json_decref(ev);
+}
+
 int
 so_audit_verifier_event(so_audit_verifier_t *v, const char *event, size_t len,
                         const char *prev_hash, const char *hash)
@@ -263,6 +277,10 @@ so_audit_verifier_event(so_audit_verifier_t *v, const char *event, size_t len,
 	if (memcmp(got_hex, hash, 64))
 		return fail(v, seq, "event %" PRId64 " was modified (its hash does not match its content)",
 		            seq);
+	static const char rotated[] = "\"type\":\"audit.key_rotated\"}";
+	if (len > sizeof(rotated) && !memcmp(event + len - (sizeof(rotated) - 1), rotated,
+	                                     sizeof(rotated) - 1))
+		note_rotation(v, seq, event, len);
 	so_hash_t leaf;
 	so_merkle_leaf_hash(got, SO_HASH_LEN, leaf);
 	so_merkle_append(&v->tree, leaf);
@@ -307,6 +325,18 @@ so_audit_verifier_checkpoint(so_audit_verifier_t *v, const so_checkpoint_t *cp)
 		            " signed (rewritten after signing)", v->last_checkpoint + 1, cp->size, cp->size);
 	v->last_checkpoint = cp->size;
 	v->result.checkpoints++;
+	/* Keys announced at or before this size are now vouched for by a trusted signature. */
+	for (size_t i = 0; i < v->npending;) {
+		if ((uint64_t)v->pending_seq[i] <= cp->size && v->nkeys < SO_AUDIT_MAX_KEYS) {
+			memcpy(v->keys[v->nkeys++], v->pending[i], 32);
+			memmove(&v->pending[i], &v->pending[i + 1], (v->npending - i - 1) * 32);
+			memmove(&v->pending_seq[i], &v->pending_seq[i + 1],
+			        (v->npending - i - 1) * sizeof(v->pending_seq[0]));
+			v->npending--;
+		} else {
+			i++;
+		}
+	}
 	v->result.signed_size = cp->size;
 	return SO_OK;
 }

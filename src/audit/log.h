@@ -68,9 +68,14 @@ typedef struct so_audit_verify_result {
 	char reason[256];
 } so_audit_verify_result_t;
 
+#define SO_AUDIT_MAX_KEYS 64
+
 typedef struct so_audit_verifier {
-	const unsigned char (*keys)[32]; /**< trusted public keys, borrowed */
+	unsigned char keys[SO_AUDIT_MAX_KEYS][32]; /**< trusted public keys */
 	size_t nkeys;
+	unsigned char pending[SO_AUDIT_MAX_KEYS][32]; /**< announced by audit.key_rotated events */
+	int64_t pending_seq[SO_AUDIT_MAX_KEYS];       /**< ... at these events */
+	size_t npending;
 	int64_t seq;                     /**< last event seen */
 	char prev[65];                   /**< its hash */
 	so_merkle_frontier_t tree;
@@ -80,7 +85,11 @@ typedef struct so_audit_verifier {
 	so_audit_verify_result_t result;
 } so_audit_verifier_t;
 
-/** Start verifying from the beginning of the log, trusting `keys`. */
+/**
+ * Start verifying from the beginning of the log, trusting `keys`. A key announced by an
+ * audit.key_rotated event becomes trusted once a checkpoint signed by a trusted key covers
+ * that event, so pinning the first key is enough to follow rotations.
+ */
 void so_audit_verifier_init(so_audit_verifier_t *v, const unsigned char (*keys)[32], size_t nkeys);
 /** Feed one event: its canonical bytes and the hashes it carries. SO_OK or SO_EINVAL. */
 int so_audit_verifier_event(so_audit_verifier_t *v, const char *event, size_t len,

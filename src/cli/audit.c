@@ -28,6 +28,7 @@ audit_help(FILE *f)
 	fputs("usage: signoff audit verify [--file EXPORT --pubkey HEX|--pubkey-file F]\n"
 	      "       signoff audit export [--format jsonl|csv] [--after SEQ] [-o FILE]\n"
 	      "       signoff audit pubkey\n"
+	      "       signoff audit rotate-key\n"
 	      "       signoff audit prove REQUEST_ID\n\n"
 	      "verify recomputes the hash chain, the Merkle tree and every checkpoint signature,\n"
 	      "online through the daemon's export, or offline from an export file with the public\n"
@@ -35,7 +36,8 @@ audit_help(FILE *f)
 	      "deleted, reordered, inserted or truncated, and exits 1 then.\n\n"
 	      "options:\n"
 	      "  --file FILE        verify this export instead of asking the daemon\n"
-	      "  --pubkey HEX       the trusted public key (hex); default: the daemon's\n"
+	      "  --pubkey HEX       a trusted public key (hex; may repeat); default: the daemon's.\n"
+	      "                     Pin the first key: later keys are vouched for by the log\n"
 	      "  --pubkey-file F    read the trusted public key from a file\n"
 	      "  --format F         export format: jsonl (verifiable, default) or csv\n"
 	      "  --after SEQ        export only events after SEQ\n"
@@ -97,15 +99,17 @@ parse_pubkey(const char *hex, unsigned char pk[32])
 	return len == 64 && sodium_hex2bin(pk, 32, hex, 64, NULL, NULL, NULL) == 0 ? 0 : -1;
 }
 
+/* The daemon's key in force, or with `first` the key its log started with (which vouches for
+ * every later one through the rotations it recorded). */
 static int
-fetch_pubkey(struct cli *cli, unsigned char pk[32])
+fetch_pubkey(struct cli *cli, unsigned char pk[32], int first)
 {
 	so_client_error_t err;
 	json_t *o = NULL;
 	int rc = so_client_get_json(cli->client, "/v1/audit/pubkey", &o, &err);
 	if (rc != SO_CLIENT_OK)
 		return cli_fail(cli, NULL, rc, &err);
-	int bad = parse_pubkey(cli_str(o, "public_key", ""), pk);
+	int bad = parse_pubkey(cli_str(o, first ? "first_public_key" : "public_key", ""), pk);
 	json_decref(o);
 	if (bad) {
 		cli_warn("audit: the daemon's public key is malformed");
@@ -148,10 +152,13 @@ report(struct cli *cli, const so_audit_verify_result_t *r, double secs)
 	return r->ok ? CLI_EXIT_OK : 1;
 }
 
+#define MAX_PINNED 8
+
 static int
-verify(struct cli *cli, const char *file, const char *pubkey_hex, const char *pubkey_file)
+verify(struct cli *cli, const char *file, const char **pins, int npins, const char *pubkey_file)
 {
-	unsigned char pk[32];
+	unsigned char pk[MAX_PINNED][32];
+	const char *pubkey_hex = npins ? pins[0] : NULL;
 	char keybuf[256];
 	so_audit_verifier_t v;
 	so_audit_verify_result_t r;
@@ -168,20 +175,26 @@ verify(struct cli *cli, const char *file, const char *pubkey_hex, const char *pu
 		}
 		fclose(f);
 		pubkey_hex = keybuf;
+		pins = &pubkey_hex;
+		npins = 1;
 	}
-	if (pubkey_hex && parse_pubkey(pubkey_hex, pk))
-		return cli_usage_error(cli, "--pubkey must be 64 hex characters");
+	for (int i = 0; i < npins; i++)
+		if (parse_pubkey(pins[i], pk[i]))
+			return cli_usage_error(cli, "--pubkey must be 64 hex characters");
 	if (file && !pubkey_hex)
 		return cli_usage_error(cli, "offline verification needs the public key you trust "
 		                            "(--pubkey or --pubkey-file)");
 	if (!file) {
 		if ((status = cli_connect(cli, true)) != CLI_EXIT_OK)
 			return status;
-		if (!pubkey_hex && (status = fetch_pubkey(cli, pk)) != CLI_EXIT_OK)
-			return status;
+		if (!pubkey_hex) {
+			if ((status = fetch_pubkey(cli, pk[0], 1)) != CLI_EXIT_OK)
+				return status;
+			npins = 1;
+		}
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	so_audit_verifier_init(&v, (const unsigned char(*)[32])pk, 1);
+	so_audit_verifier_init(&v, (const unsigned char(*)[32])pk, (size_t)npins);
 	struct line_feed lf = {.v = &v};
 	so_buf_init(&lf.partial, MAX_LINE);
 	if (file) {
@@ -332,6 +345,27 @@ check_proof(const json_t *p, const unsigned char pk[32], char *why, size_t whyle
 }
 
 static int
+rotate_key(struct cli *cli)
+{
+	so_client_error_t err;
+	json_t *o = NULL;
+	int status = cli_connect(cli, true);
+	if (status != CLI_EXIT_OK)
+		return status;
+	int rc = so_client_post_json(cli->client, "/v1/admin/audit/rotate-key", NULL, &o, &err);
+	if (rc != SO_CLIENT_OK)
+		return cli_fail(cli, NULL, rc, &err);
+	if (cli->json)
+		cli_print_json(o);
+	else
+		printf("rotated: new key %s (%s); the old key signed checkpoint %lld over the rotation\n",
+		       cli_str(o, "key_id", "?"), cli_str(o, "public_key", "?"),
+		       (long long)json_integer_value(json_object_get(o, "checkpoint_size")));
+	json_decref(o);
+	return CLI_EXIT_OK;
+}
+
+static int
 prove(struct cli *cli, const char *id)
 {
 	so_client_error_t err;
@@ -341,7 +375,9 @@ prove(struct cli *cli, const char *id)
 	int status = cli_connect(cli, true), failed = 0;
 	if (status != CLI_EXIT_OK)
 		return status;
-	if ((status = fetch_pubkey(cli, pk)) != CLI_EXIT_OK)
+	unsigned char first[32];
+	if ((status = fetch_pubkey(cli, pk, 0)) != CLI_EXIT_OK ||
+	    (status = fetch_pubkey(cli, first, 1)) != CLI_EXIT_OK)
 		return status;
 	snprintf(path, sizeof(path), "/v1/requests/%.64s/explain", id);
 	int rc = so_client_get_json(cli->client, path, &story, &err);
@@ -363,7 +399,8 @@ prove(struct cli *cli, const char *id)
 			failed = 1;
 			break;
 		}
-		int ok = check_proof(p, pk, why, sizeof(why));
+		/* The latest checkpoint is signed by the key in force, or by the first one. */
+		int ok = check_proof(p, pk, why, sizeof(why)) || check_proof(p, first, why, sizeof(why));
 		if (!ok) {
 			cli_warn("audit prove: event %lld: %s",
 			         (long long)json_integer_value(json_object_get(ev, "seq")), why);
@@ -395,14 +432,19 @@ cli_audit(struct cli *cli, int argc, char **argv)
 		{"output", required_argument, NULL, 'o'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *file = NULL, *pubkey_hex = NULL, *pubkey_file = NULL, *format = NULL,
-	           *after = NULL, *output = NULL;
+	const char *file = NULL, *pubkey_file = NULL, *format = NULL, *after = NULL, *output = NULL;
+	const char *pins[MAX_PINNED];
+	int npins = 0;
 	int opt;
 
 	while ((opt = getopt_long(argc, argv, ":ho:", options, NULL)) != -1) {
 		switch (opt) {
 		case OPT_FILE: file = optarg; continue;
-		case OPT_PUBKEY: pubkey_hex = optarg; continue;
+		case OPT_PUBKEY:
+			if (npins == MAX_PINNED)
+				return cli_usage_error(cli, "at most %d --pubkey", MAX_PINNED);
+			pins[npins++] = optarg;
+			continue;
 		case OPT_PUBKEY_FILE: pubkey_file = optarg; continue;
 		case OPT_FORMAT: format = optarg; continue;
 		case OPT_AFTER: after = optarg; continue;
@@ -422,14 +464,17 @@ cli_audit(struct cli *cli, int argc, char **argv)
 	const char *sub = argv[optind];
 	int nargs = argc - optind - 1;
 	if (!strcmp(sub, "verify") && nargs == 0)
-		return verify(cli, file, pubkey_hex, pubkey_file);
+		return verify(cli, file, pins, npins, pubkey_file);
 	if (!strcmp(sub, "export") && nargs == 0)
 		return export(cli, format, after, output);
 	if (!strcmp(sub, "pubkey") && nargs == 0)
 		return pubkey(cli);
+	if (!strcmp(sub, "rotate-key") && nargs == 0)
+		return rotate_key(cli);
 	if (!strcmp(sub, "prove") && nargs == 1)
 		return prove(cli, argv[optind + 1]);
-	return cli_usage_error(cli, "expected: audit verify|export|pubkey|prove ID (see --help)");
+	return cli_usage_error(cli, "expected: audit verify|export|pubkey|rotate-key|prove ID "
+	                            "(see --help)");
 }
 
 static int

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -51,6 +52,7 @@ struct leaves {
 	so_hash_t *all; /* when collecting leaves for proofs */
 	uint64_t n, cap;
 	int64_t last_seq;
+	so_server_t *srv; /* when set: note key rotations (at start) */
 };
 
 static int
@@ -62,6 +64,18 @@ add_leaf(void *ctx, const so_audit_row_t *row)
 	    sodium_hex2bin(chain, sizeof(chain), row->hash, 64, NULL, NULL, NULL))
 		return SO_ESTORE; /* a gap or a damaged hash: no checkpoint can be made over it */
 	so_merkle_leaf_hash(chain, SO_HASH_LEN, leaf);
+	if (l->srv && !strcmp(row->type, "audit.key_rotated")) {
+		json_error_t jerr;
+		json_t *d = json_loads(row->data, 0, &jerr);
+		const char *id = json_string_value(json_object_get(d, "new_key_id"));
+		const char *old = json_string_value(json_object_get(d, "old_public_key"));
+		if (id && strlen(id) == SO_KEY_ID_LEN)
+			memcpy(l->srv->rotated_to, id, SO_KEY_ID_LEN + 1);
+		if (old && strlen(old) == 64 && !l->srv->has_first_pk &&
+		    !sodium_hex2bin(l->srv->first_pk, 32, old, 64, NULL, NULL, NULL))
+			l->srv->has_first_pk = 1;
+		json_decref(d);
+	}
 	if (l->tree)
 		so_merkle_append(l->tree, leaf);
 	if (l->all) {
@@ -76,9 +90,9 @@ add_leaf(void *ctx, const so_audit_row_t *row)
 
 /* Extend `tree` with every stored event after tree->size (up to `limit` leaves when > 0). */
 static int
-extend_tree(so_store_t *s, so_merkle_frontier_t *tree)
+extend_tree(so_store_t *s, so_merkle_frontier_t *tree, so_server_t *note_rotations)
 {
-	struct leaves l = {.tree = tree, .last_seq = (int64_t)tree->size};
+	struct leaves l = {.tree = tree, .last_seq = (int64_t)tree->size, .srv = note_rotations};
 	for (;;) {
 		uint64_t before = l.n;
 		int rc = s->ops->audit_each(s, l.last_seq, PAGE, add_leaf, &l);
@@ -89,13 +103,45 @@ extend_tree(so_store_t *s, so_merkle_frontier_t *tree)
 	}
 }
 
+/*
+ * A rotation writes the next key to "<key file>.next", commits its audit event, then renames
+ * the file. If signoffd stopped in between, the log decides: keep the new key if the log
+ * names it, else throw it away.
+ */
+static int
+finish_rotation(so_server_t *srv)
+{
+	char next[4200], err[512], id[SO_KEY_ID_LEN + 1];
+	so_audit_key_t fresh;
+	snprintf(next, sizeof(next), "%s.next", srv->cfg->signing_key_file);
+	if (access(next, F_OK))
+		return SO_OK;
+	if (so_audit_key_load(next, &fresh, err, sizeof(err))) {
+		so_error("audit: %s", err);
+		return SO_ECONFIG;
+	}
+	so_audit_key_id(fresh.pk, id);
+	int rc = SO_OK;
+	if (!strcmp(id, srv->rotated_to)) {
+		if ((rc = so_audit_key_install(next, srv->cfg->signing_key_file, err, sizeof(err))) == SO_OK) {
+			*srv->key = fresh;
+			so_info("audit: finished the rotation to key %s", id);
+		}
+	} else {
+		unlink(next);
+		so_warn("audit: discarded %s: no committed rotation names it", next);
+	}
+	so_audit_key_wipe(&fresh);
+	return rc;
+}
+
 int
 audit_tree_init(so_server_t *srv)
 {
 	so_checkpoint_row_t latest;
 	so_store_t *s = readers_take(&srv->readers);
 	so_merkle_frontier_init(&srv->tree);
-	int rc = extend_tree(s, &srv->tree);
+	int rc = extend_tree(s, &srv->tree, srv);
 	if (rc == SO_OK) {
 		int crc = s->ops->checkpoint_latest(s, &latest);
 		srv->checkpointed = crc == SO_OK ? (uint64_t)latest.size : 0;
@@ -104,6 +150,8 @@ audit_tree_init(so_server_t *srv)
 	}
 	readers_give(&srv->readers, s);
 	srv->last_checkpoint_at = so_clock_mono_ms();
+	if (rc == SO_OK && srv->key)
+		rc = finish_rotation(srv);
 	return rc;
 }
 
@@ -121,7 +169,7 @@ op_checkpoint(so_store_t *s, void *arg)
 	so_server_t *srv = job->srv;
 	so_checkpoint_row_t row;
 	job->next = srv->tree;
-	int rc = extend_tree(s, &job->next);
+	int rc = extend_tree(s, &job->next, NULL);
 	if (rc)
 		return rc;
 	if (job->next.size == srv->checkpointed)
@@ -142,8 +190,26 @@ op_checkpoint(so_store_t *s, void *arg)
 	return SO_OK;
 }
 
+static void checkpoint_locked(so_server_t *srv, int force);
+
 void
 audit_checkpoint_maybe(so_server_t *srv, int force)
+{
+	pthread_mutex_lock(&srv->audit_lock);
+	checkpoint_locked(srv, force);
+	pthread_mutex_unlock(&srv->audit_lock);
+}
+
+void
+audit_public_key(so_server_t *srv, unsigned char pk[32])
+{
+	pthread_mutex_lock(&srv->audit_lock);
+	memcpy(pk, srv->key->pk, 32);
+	pthread_mutex_unlock(&srv->audit_lock);
+}
+
+static void
+checkpoint_locked(so_server_t *srv, int force)
 {
 	int64_t head = 0;
 	char hash[65];
@@ -178,6 +244,98 @@ audit_checkpoint_maybe(so_server_t *srv, int force)
 /* ---- endpoints ---- */
 
 static int
+first_key(so_server_t *srv, unsigned char pk[32])
+{
+	pthread_mutex_lock(&srv->audit_lock);
+	int has = srv->has_first_pk;
+	if (has)
+		memcpy(pk, srv->first_pk, 32);
+	pthread_mutex_unlock(&srv->audit_lock);
+	return has ? 0 : -1;
+}
+
+/* ---- key rotation ---- */
+
+struct rotation {
+	so_server_t *srv;
+	const char *actor;
+	so_audit_key_t *fresh;
+	struct checkpoint_job cp;
+};
+
+static int
+op_rotate(so_store_t *s, void *arg)
+{
+	struct rotation *ro = arg;
+	so_server_t *srv = ro->srv;
+	char old_id[SO_KEY_ID_LEN + 1], new_id[SO_KEY_ID_LEN + 1], old_pk[65], new_pk[65];
+	so_audit_key_id(srv->key->pk, old_id);
+	so_audit_key_id(ro->fresh->pk, new_id);
+	sodium_bin2hex(old_pk, sizeof(old_pk), srv->key->pk, 32);
+	sodium_bin2hex(new_pk, sizeof(new_pk), ro->fresh->pk, 32);
+	int rc = so_audit_append(s, "audit.key_rotated", NULL, ro->actor,
+	                         json_pack("{s:s, s:s, s:s, s:s}", "old_key_id", old_id,
+	                                   "old_public_key", old_pk, "new_key_id", new_id,
+	                                   "new_public_key", new_pk),
+	                         so_clock_now_ms());
+	/* The old key signs a checkpoint over the rotation: that is how verifiers learn the new one. */
+	return rc ? rc : op_checkpoint(s, &ro->cp);
+}
+
+void
+h_audit_rotate_key(struct conn *c, struct MHD_Connection *mc)
+{
+	so_server_t *srv = c->srv;
+	char next[4200], err[512], id[SO_KEY_ID_LEN + 1];
+	so_audit_key_t fresh;
+	if (!is_admin(srv, c->caller)) {
+		reply_error(c, 403, "forbidden", "only members of '%s' may rotate the audit key",
+		            srv->cfg->admin_group);
+		return;
+	}
+	snprintf(next, sizeof(next), "%s.next", srv->cfg->signing_key_file);
+	pthread_mutex_lock(&srv->audit_lock);
+	unlink(next); /* a leftover from a rotation that never committed */
+	if (so_audit_key_create(next, &fresh, err, sizeof(err))) {
+		pthread_mutex_unlock(&srv->audit_lock);
+		reply_error(c, 503, "unavailable", "%s", err);
+		return;
+	}
+	struct rotation ro = {.srv = srv, .actor = c->caller->id, .fresh = &fresh};
+	ro.cp.srv = srv;
+	unsigned char old_pk[32];
+	memcpy(old_pk, srv->key->pk, 32);
+	int rc = so_writer_run(srv->writer, op_rotate, &ro);
+	if (rc == SO_OK) {
+		srv->tree = ro.cp.next;
+		srv->checkpointed = ro.cp.cp.size;
+		srv->last_checkpoint_at = so_clock_mono_ms();
+		if (!srv->has_first_pk) {
+			memcpy(srv->first_pk, old_pk, 32);
+			srv->has_first_pk = 1;
+		}
+		so_audit_key_id(fresh.pk, id);
+		memcpy(srv->rotated_to, id, sizeof(id));
+		if (so_audit_key_install(next, srv->cfg->signing_key_file, err, sizeof(err)))
+			so_error("audit: %s (the rotation is recorded; restart finishes it)", err);
+		*srv->key = fresh;
+	} else {
+		unlink(next);
+	}
+	pthread_mutex_unlock(&srv->audit_lock);
+	so_audit_key_wipe(&fresh);
+	if (rc) {
+		reply_store_err(c, rc);
+		return;
+	}
+	char pk[65];
+	sodium_bin2hex(pk, sizeof(pk), srv->key->pk, 32);
+	so_info("audit: signing key rotated by %s to %s", c->caller->id, id);
+	reply_json(c, 200, json_pack("{s:s, s:s, s:I}", "key_id", id, "public_key", pk,
+	                             "checkpoint_size", (json_int_t)ro.cp.cp.size));
+}
+
+static int
 auditor_only(struct conn *c)
 {
 	if (is_auditor(c->srv, c->caller))
@@ -189,11 +347,18 @@ auditor_only(struct conn *c)
 void
 h_audit_pubkey(struct conn *c, struct MHD_Connection *mc)
 {
-	char pk[65], id[SO_KEY_ID_LEN + 1];
-	sodium_bin2hex(pk, sizeof(pk), c->srv->key->pk, 32);
-	so_audit_key_id(c->srv->key->pk, id);
-	reply_json(c, 200, json_pack("{s:s, s:s, s:s}", "algorithm", "ed25519", "key_id", id,
-	                             "public_key", pk));
+	char pk[65], id[SO_KEY_ID_LEN + 1], first_pk[65], first_id[SO_KEY_ID_LEN + 1];
+	unsigned char raw[32], first[32];
+	audit_public_key(c->srv, raw);
+	if (first_key(c->srv, first))
+		memcpy(first, raw, 32);
+	sodium_bin2hex(pk, sizeof(pk), raw, 32);
+	so_audit_key_id(raw, id);
+	sodium_bin2hex(first_pk, sizeof(first_pk), first, 32);
+	so_audit_key_id(first, first_id);
+	reply_json(c, 200, json_pack("{s:s, s:s, s:s, s:s, s:s}", "algorithm", "ed25519", "key_id",
+	                             id, "public_key", pk, "first_key_id", first_id,
+	                             "first_public_key", first_pk));
 }
 
 void
@@ -515,8 +680,10 @@ h_audit_export(struct conn *c, struct MHD_Connection *mc)
 		return;
 	}
 	char pk[65], id[SO_KEY_ID_LEN + 1], now[40];
-	sodium_bin2hex(pk, sizeof(pk), c->srv->key->pk, 32);
-	so_audit_key_id(c->srv->key->pk, id);
+	unsigned char raw[32];
+	audit_public_key(c->srv, raw);
+	sodium_bin2hex(pk, sizeof(pk), raw, 32);
+	so_audit_key_id(raw, id);
 	so_clock_format(so_clock_now_ms(), now, sizeof(now));
 	if (x->csv)
 		so_buf_adds(&x->out, "seq,at,type,request_id,actor,hash,prev_hash,data\n");
@@ -577,7 +744,11 @@ int
 audit_verify_store(so_server_t *srv, so_audit_verify_result_t *out)
 {
 	struct verify_run vr = {0};
-	so_audit_verifier_init(&vr.v, &srv->key->pk, 1);
+	unsigned char first[1][32];
+	/* The log vouches for its later keys; trust starts from the first one it was signed with. */
+	if (first_key(srv, first[0]))
+		audit_public_key(srv, first[0]);
+	so_audit_verifier_init(&vr.v, (const unsigned char(*)[32])first, 1);
 	so_buf_init(&vr.ev, (size_t)64 << 20);
 	so_store_t *s = readers_take(&srv->readers);
 	int rc = s->ops->checkpoint_list(s, 0, 10000000, &vr.cps, &vr.ncps);

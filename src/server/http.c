@@ -182,6 +182,7 @@ static const struct route routes[] = {
 	{"GET", "/v1/audit/export", 1, h_audit_export},
 	{"GET", "/v1/audit/verify", 1, h_audit_verify},
 	{"GET", "/v1/requests/*/explain", 1, h_explain},
+	{"POST", "/v1/admin/audit/rotate-key", 1, h_audit_rotate_key},
 	{"POST", "/v1/admin/policy/reload", 1, h_policy_reload},
 };
 
@@ -412,7 +413,7 @@ raise_fd_limit(size_t want)
 }
 
 int
-so_server_start(so_config_t *cfg, so_writer_t *writer, const so_audit_key_t *key,
+so_server_start(so_config_t *cfg, so_writer_t *writer, so_audit_key_t *key,
                 so_policy_loader_fn loader, void *loader_ctx, so_server_t **out, char *err,
                 size_t errlen)
 {
@@ -428,6 +429,7 @@ so_server_start(so_config_t *cfg, so_writer_t *writer, const so_audit_key_t *key
 	srv->key = key;
 	pthread_mutex_init(&srv->policy_lock, NULL);
 	pthread_mutex_init(&srv->reload_lock, NULL);
+	pthread_mutex_init(&srv->audit_lock, NULL);
 	if (!(srv->policy = calloc(1, sizeof(*srv->policy)))) {
 		free(srv);
 		return SO_ENOMEM;
@@ -539,6 +541,7 @@ so_server_stop(so_server_t *srv)
 		policy_release(srv->policy);
 	pthread_mutex_destroy(&srv->policy_lock);
 	pthread_mutex_destroy(&srv->reload_lock);
+	pthread_mutex_destroy(&srv->audit_lock);
 	free(srv->tls_cert);
 	if (srv->tls_key) {
 		sodium_memzero(srv->tls_key, strlen(srv->tls_key));

@@ -116,11 +116,15 @@ struct so_server {
 	pthread_mutex_t reload_lock; /* one reload at a time */
 	so_policy_loader_fn loader;
 	void *loader_ctx;
-	/* the audit tree: touched only by the sweeper thread (and at stop, after it ended) */
-	const so_audit_key_t *key;
+	/* the audit tree and signing key, under audit_lock (checkpoints, key rotation) */
+	pthread_mutex_t audit_lock;
+	so_audit_key_t *key;
 	so_merkle_frontier_t tree;   /* every committed event */
 	uint64_t checkpointed;       /* size of the latest checkpoint */
 	int64_t last_checkpoint_at;  /* monotonic ms */
+	char rotated_to[SO_KEY_ID_LEN + 1]; /* key id named by the last audit.key_rotated */
+	unsigned char first_pk[32];  /* the key before the first rotation ... */
+	int has_first_pk;            /* ... when there was one */
 };
 
 enum conn_state { CONN_NEW, CONN_SUSPENDED, CONN_READY };
@@ -196,6 +200,9 @@ void h_audit_proof(struct conn *c, struct MHD_Connection *mc);
 void h_audit_export(struct conn *c, struct MHD_Connection *mc);
 void h_audit_verify(struct conn *c, struct MHD_Connection *mc);
 void h_explain(struct conn *c, struct MHD_Connection *mc);
+void h_audit_rotate_key(struct conn *c, struct MHD_Connection *mc);
+/** The public key in force, copied under the lock. */
+void audit_public_key(so_server_t *srv, unsigned char pk[32]);
 /** Build the tree from the stored events (at start). */
 int audit_tree_init(so_server_t *srv);
 /** Sign a checkpoint when enough events or time have gone by (or now, with `force`). */

@@ -3,7 +3,8 @@
  * resources, long-poll waiters, the expiry sweeper, /healthz and /metrics.
  *
  * The server borrows the configuration, the writer and the audit signing key; they must
- * outlive it. The sweeper thread signs checkpoints over the audit log with the key.
+ * outlive it. The sweeper thread signs checkpoints over the audit log with the key; a key
+ * rotation (POST /v1/admin/audit/rotate-key) replaces the key in place and its file.
  * State changes go through the writer (group commit) on suspended connections, so no HTTP
  * thread ever waits for an fsync; reads use a small pool of read connections.
  */
@@ -30,7 +31,7 @@ typedef int (*so_policy_loader_fn)(void *ctx, so_policy_t *out, char *err, size_
  * NULL) is how reloads get the new one. On failure returns an error and writes a message to
  * `err`.
  */
-int so_server_start(so_config_t *cfg, so_writer_t *writer, const so_audit_key_t *key,
+int so_server_start(so_config_t *cfg, so_writer_t *writer, so_audit_key_t *key,
                     so_policy_loader_fn loader, void *loader_ctx, so_server_t **out, char *err,
                     size_t errlen);
 
