@@ -202,6 +202,21 @@ fail(so_audit_verifier_t *v, int64_t seq, const char *fmt, ...)
 	return SO_EINVAL;
 }
 
+int
+so_audit_verifier_start_at(so_audit_verifier_t *v, int64_t seq, const char *hash,
+                           const char *frontier_text)
+{
+	if (seq < 0 || !hash || strlen(hash) != 64 ||
+	    so_merkle_frontier_parse((uint64_t)seq, frontier_text, &v->tree))
+		return fail(v, seq + 1, "the log's base (archived prefix) is malformed");
+	v->seq = seq;
+	memcpy(v->prev, hash, 64);
+	v->prev[64] = '\0';
+	v->last_checkpoint = (uint64_t)seq;
+	v->base = seq;
+	return SO_OK;
+}
+
 /* The top-level seq of a canonical EVENT: the last ,"seq": in it (nothing after it but the
  * type string, in which an unescaped quote cannot appear). */
 static int
@@ -366,8 +381,20 @@ so_audit_verifier_line(so_audit_verifier_t *v, const char *line, size_t len)
 			return fail(v, v->seq, "malformed checkpoint after event %" PRId64, v->seq);
 		return so_audit_verifier_checkpoint(v, &cp);
 	}
-	if (len > 10 && !memcmp(line, "{\"export\":", 10))
-		return SO_OK;
+	if (len > 10 && !memcmp(line, "{\"export\":", 10)) {
+		/* A header may say the log starts after an archived prefix. */
+		json_error_t jerr;
+		json_t *h = json_loadb(line, len, 0, &jerr);
+		json_t *base = json_object_get(json_object_get(h, "export"), "base");
+		int rc = SO_OK;
+		if (json_is_object(base) && v->seq == 0 && !v->result.events)
+			rc = so_audit_verifier_start_at(
+			    v, (int64_t)json_integer_value(json_object_get(base, "seq")),
+			    json_string_value(json_object_get(base, "hash")),
+			    json_string_value(json_object_get(base, "frontier")));
+		json_decref(h);
+		return rc;
+	}
 	return fail(v, v->seq + 1, "line after event %" PRId64 " is neither an event nor a checkpoint",
 	            v->seq);
 }
@@ -379,5 +406,6 @@ so_audit_verifier_finish(so_audit_verifier_t *v, so_audit_verify_result_t *out)
 		fail(v, v->seq + 1, "the log ends at event %" PRId64 " but a checkpoint covers %" PRIu64
 		                    " (truncated)", v->seq, v->max_checkpoint);
 	v->result.unsigned_tail = v->seq - (int64_t)v->last_checkpoint;
+	v->result.base = v->base;
 	*out = v->result;
 }

@@ -65,6 +65,7 @@ typedef struct so_audit_verify_result {
 	int64_t unsigned_tail;   /**< events after the last checkpoint */
 	uint64_t signed_size;    /**< size of the last good checkpoint */
 	int64_t first_bad_seq;   /**< where it went wrong (0 when ok) */
+	int64_t base;            /**< the log started after this archived event (0: at 1) */
 	char reason[256];
 } so_audit_verify_result_t;
 
@@ -80,6 +81,7 @@ typedef struct so_audit_verifier {
 	char prev[65];                   /**< its hash */
 	so_merkle_frontier_t tree;
 	uint64_t last_checkpoint;        /**< size of the last checkpoint seen */
+	int64_t base;                    /**< events up to here were archived (0: none) */
 	uint64_t max_checkpoint;         /**< largest size any checkpoint claimed */
 	so_buf_t scratch;
 	so_audit_verify_result_t result;
@@ -91,6 +93,14 @@ typedef struct so_audit_verifier {
  * that event, so pinning the first key is enough to follow rotations.
  */
 void so_audit_verifier_init(so_audit_verifier_t *v, const unsigned char (*keys)[32], size_t nkeys);
+/**
+ * Start after an archived prefix instead of at event 1: the last archived event's seq and
+ * hash and the Merkle frontier there. The base is not trusted by itself: the next checkpoint
+ * is signed over a root computed from it, so a false base fails there.
+ */
+int so_audit_verifier_start_at(so_audit_verifier_t *v, int64_t seq, const char *hash,
+                               const char *frontier_text);
+
 /** Feed one event: its canonical bytes and the hashes it carries. SO_OK or SO_EINVAL. */
 int so_audit_verifier_event(so_audit_verifier_t *v, const char *event, size_t len,
                             const char *prev_hash, const char *hash);

@@ -237,3 +237,63 @@ so_merkle_verify_consistency(uint64_t old_size, uint64_t size, const so_hash_t o
 	return sn == 0 && memcmp(fr, old_root, SO_HASH_LEN) == 0 &&
 	       memcmp(sr, root, SO_HASH_LEN) == 0;
 }
+
+static void
+to_hex(const so_hash_t h, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (int i = 0; i < SO_HASH_LEN; i++) {
+		out[2 * i] = digits[h[i] >> 4];
+		out[2 * i + 1] = digits[h[i] & 15];
+	}
+}
+
+void
+so_merkle_frontier_text(const so_merkle_frontier_t *f, char *out)
+{
+	size_t n = 0;
+	for (int i = 0; i < 64; i++) {
+		if (!(f->size & ((uint64_t)1 << i)))
+			continue;
+		if (n)
+			out[n++] = ',';
+		to_hex(f->level[i], out + n);
+		n += 64;
+	}
+	out[n] = '\0';
+}
+
+static int
+from_hex(const char *s, so_hash_t out)
+{
+	for (int i = 0; i < SO_HASH_LEN; i++) {
+		int v = 0;
+		for (int k = 0; k < 2; k++) {
+			char c = s[2 * i + k];
+			int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+			if (d < 0)
+				return -1;
+			v = v * 16 + d;
+		}
+		out[i] = (unsigned char)v;
+	}
+	return 0;
+}
+
+int
+so_merkle_frontier_parse(uint64_t size, const char *text, so_merkle_frontier_t *f)
+{
+	so_merkle_frontier_init(f);
+	f->size = size;
+	const char *p = text;
+	for (int i = 0; i < 64; i++) {
+		if (!(size & ((uint64_t)1 << i)))
+			continue;
+		if (strlen(p) < 64 || from_hex(p, f->level[i]))
+			return -1;
+		p += 64;
+		if (*p == ',')
+			p++;
+	}
+	return *p ? -1 : 0;
+}

@@ -39,6 +39,13 @@ void so_merkle_append(so_merkle_frontier_t *f, const so_hash_t leaf_hash);
 /** The root of the tree so far. */
 void so_merkle_frontier_root(const so_merkle_frontier_t *f, so_hash_t out);
 
+/**
+ * The frontier as text: the hex of each level present (lowest bit of size first), joined
+ * by commas. `out` needs 64 * 65 + 1 bytes. Parsing checks the count against `size`.
+ */
+void so_merkle_frontier_text(const so_merkle_frontier_t *f, char *out);
+int so_merkle_frontier_parse(uint64_t size, const char *text, so_merkle_frontier_t *f);
+
 /** The root of leaves[0, n). */
 void so_merkle_root(const so_hash_t *leaves, uint64_t n, so_hash_t out);
 

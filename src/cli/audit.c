@@ -130,10 +130,11 @@ static int
 report(struct cli *cli, const so_audit_verify_result_t *r, double secs)
 {
 	if (cli->json) {
-		json_t *o = json_pack("{s:b, s:I, s:I, s:I, s:I, s:f}", "ok", r->ok, "events",
+		json_t *o = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:f}", "ok", r->ok, "events",
 		                      (json_int_t)r->events, "checkpoints", (json_int_t)r->checkpoints,
 		                      "signed_size", (json_int_t)r->signed_size, "unsigned_tail",
-		                      (json_int_t)r->unsigned_tail, "seconds", secs);
+		                      (json_int_t)r->unsigned_tail, "archived_through",
+		                      (json_int_t)r->base, "seconds", secs);
 		if (!r->ok) {
 			json_object_set_new(o, "first_bad_seq", json_integer(r->first_bad_seq));
 			json_object_set_new(o, "reason", json_string(r->reason));
@@ -145,6 +146,8 @@ report(struct cli *cli, const so_audit_verify_result_t *r, double secs)
 		       (long long)r->events, (long long)r->checkpoints, (unsigned long long)r->signed_size);
 		if (r->unsigned_tail)
 			printf("; %lld newer events are not yet under a checkpoint", (long long)r->unsigned_tail);
+		if (r->base)
+			printf("; events up to %lld are archived", (long long)r->base);
 		printf(" [%.2fs]\n", secs);
 	} else {
 		printf("FAILED at event %lld: %s\n", (long long)r->first_bad_seq, r->reason);

@@ -202,6 +202,11 @@ static const so_cfg_key_t config_table[] = {
 	 NULL, NULL, "sign a checkpoint once this many events are unsigned"},
 	{"audit", "checkpoint_interval", SO_CFG_DURATION, OFF(checkpoint_interval), "60s", 1, 86400,
 	 NULL, NULL, NULL, "or once the oldest unsigned event is this old (and at shutdown)"},
+	{"audit", "retention", SO_CFG_DURATION, OFF(retention), "400d", 90 * 86400, 36500LL * 86400,
+	 NULL, NULL, NULL, "events older than this (at least 90d) move to archive files that "
+	 "verify on their own; what stays online still verifies"},
+	{"audit", "archive_dir", SO_CFG_STRING, OFF(archive_dir), "var/audit-archive", 0, 0, NULL,
+	 NULL, NULL, "where archived audit segments are written (JSONL exports with checkpoints)"},
 	{"auth", "admin_group", SO_CFG_STRING, OFF(admin_group), "admins", 0, 0, NULL, NULL, NULL,
 	 "members may issue tokens and see every request"},
 	{"auth", "auditor_group", SO_CFG_STRING, OFF(auditor_group), "auditors", 0, 0, NULL, NULL,

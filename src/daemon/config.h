@@ -22,6 +22,8 @@ typedef struct so_config {
 	int64_t store_max_batch;
 	char *signing_key_file;
 	int64_t checkpoint_every, checkpoint_interval;
+	int64_t retention;  /* seconds events stay online before they are archived */
+	char *archive_dir;
 	/* auth */
 	char *admin_group, *auditor_group;
 	/* log */

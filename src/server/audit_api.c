@@ -139,9 +139,23 @@ int
 audit_tree_init(so_server_t *srv)
 {
 	so_checkpoint_row_t latest;
+	so_audit_base_t base;
 	so_store_t *s = readers_take(&srv->readers);
 	so_merkle_frontier_init(&srv->tree);
-	int rc = extend_tree(s, &srv->tree, srv);
+	int rc = s->ops->audit_base_get(s, &base);
+	if (rc == SO_OK) {
+		/* Older events were archived: the tree goes on from the frontier kept there, and the
+		 * key that signed the archive's last checkpoint is where trust starts. */
+		if (so_merkle_frontier_parse((uint64_t)base.seq, base.frontier, &srv->tree) ||
+		    sodium_hex2bin(srv->first_pk, 32, base.public_key, 64, NULL, NULL, NULL))
+			rc = SO_ESTORE;
+		else
+			srv->has_first_pk = 1;
+	} else if (rc == SO_ENOTFOUND) {
+		rc = SO_OK;
+	}
+	if (rc == SO_OK)
+		rc = extend_tree(s, &srv->tree, srv);
 	if (rc == SO_OK) {
 		int crc = s->ops->checkpoint_latest(s, &latest);
 		srv->checkpointed = crc == SO_OK ? (uint64_t)latest.size : 0;
@@ -685,14 +699,31 @@ h_audit_export(struct conn *c, struct MHD_Connection *mc)
 	sodium_bin2hex(pk, sizeof(pk), raw, 32);
 	so_audit_key_id(raw, id);
 	so_clock_format(so_clock_now_ms(), now, sizeof(now));
-	if (x->csv)
+	if (x->csv) {
 		so_buf_adds(&x->out, "seq,at,type,request_id,actor,hash,prev_hash,data\n");
-	else
-		so_buf_printf(&x->out,
-		              "{\"export\":{\"after\":%" PRIu64 ",\"exported_at\":\"%s\",\"format\":"
-		              "\"signoff-audit-jsonl/1\",\"key_id\":\"%s\",\"public_key\":\"%s\","
-		              "\"through\":%" PRId64 "}}\n",
-		              after, now, id, pk, x->end);
+	} else {
+		/* Where the online log starts when older events were archived. */
+		so_audit_base_t base;
+		json_t *b = json_null();
+		s = readers_take(&c->srv->readers);
+		rc = s->ops->audit_base_get(s, &base);
+		readers_give(&c->srv->readers, s);
+		if (rc == SO_OK && (int64_t)after <= base.seq) {
+			if ((int64_t)after < base.seq)
+				x->seq = base.seq;
+			b = json_pack("{s:I, s:s, s:s, s:s}", "seq", (json_int_t)base.seq, "hash", base.hash,
+			              "frontier", base.frontier, "public_key", base.public_key);
+		}
+		json_t *h = json_pack("{s:{s:I, s:s, s:s, s:s, s:s, s:I, s:o}}", "export", "after",
+		                      (json_int_t)after, "exported_at", now, "format",
+		                      "signoff-audit-jsonl/1", "key_id", id, "public_key", pk, "through",
+		                      (json_int_t)x->end, "base", b);
+		char *text = h ? json_dumps(h, JSON_COMPACT) : NULL;
+		so_buf_adds(&x->out, text ? text : "{\"export\":{}}");
+		so_buf_add(&x->out, "\n", 1);
+		free(text);
+		json_decref(h);
+	}
 	struct MHD_Response *resp =
 	    MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, export_read, x, export_free);
 	if (!resp) {
@@ -751,8 +782,17 @@ audit_verify_store(so_server_t *srv, so_audit_verify_result_t *out)
 	so_audit_verifier_init(&vr.v, (const unsigned char(*)[32])first, 1);
 	so_buf_init(&vr.ev, (size_t)64 << 20);
 	so_store_t *s = readers_take(&srv->readers);
-	int rc = s->ops->checkpoint_list(s, 0, 10000000, &vr.cps, &vr.ncps);
+	so_audit_base_t base;
 	int64_t after = 0;
+	int rc = s->ops->audit_base_get(s, &base);
+	if (rc == SO_OK) {
+		so_audit_verifier_start_at(&vr.v, base.seq, base.hash, base.frontier);
+		after = base.seq;
+	} else if (rc == SO_ENOTFOUND) {
+		rc = SO_OK;
+	}
+	if (rc == SO_OK)
+		rc = s->ops->checkpoint_list(s, after, 10000000, &vr.cps, &vr.ncps);
 	while (rc == SO_OK) {
 		int64_t before = vr.v.seq;
 		rc = s->ops->audit_each(s, after, PAGE, verify_row, &vr);
@@ -785,9 +825,10 @@ h_audit_verify(struct conn *c, struct MHD_Connection *mc)
 		reply_store_err(c, rc);
 		return;
 	}
-	json_t *o = json_pack("{s:b, s:I, s:I, s:I, s:I}", "ok", r.ok, "events", (json_int_t)r.events,
-	                      "checkpoints", (json_int_t)r.checkpoints, "signed_size",
-	                      (json_int_t)r.signed_size, "unsigned_tail", (json_int_t)r.unsigned_tail);
+	json_t *o = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I}", "ok", r.ok, "events",
+	                      (json_int_t)r.events, "checkpoints", (json_int_t)r.checkpoints,
+	                      "signed_size", (json_int_t)r.signed_size, "unsigned_tail",
+	                      (json_int_t)r.unsigned_tail, "archived_through", (json_int_t)r.base);
 	if (!r.ok) {
 		json_object_set_new(o, "first_bad_seq", json_integer(r.first_bad_seq));
 		json_object_set_new(o, "reason", json_string(r.reason));

@@ -338,6 +338,7 @@ sweeper_main(void *arg)
 		pthread_mutex_unlock(&srv->sweep_lock);
 		sweep_due(srv);
 		audit_checkpoint_maybe(srv, 0);
+		audit_archive_maybe(srv);
 		pthread_mutex_lock(&srv->sweep_lock);
 	}
 	pthread_mutex_unlock(&srv->sweep_lock);

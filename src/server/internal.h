@@ -125,6 +125,7 @@ struct so_server {
 	char rotated_to[SO_KEY_ID_LEN + 1]; /* key id named by the last audit.key_rotated */
 	unsigned char first_pk[32];  /* the key before the first rotation ... */
 	int has_first_pk;            /* ... when there was one */
+	int64_t last_archive_check;  /* monotonic ms; sweeper thread only */
 };
 
 enum conn_state { CONN_NEW, CONN_SUSPENDED, CONN_READY };
@@ -207,6 +208,8 @@ void audit_public_key(so_server_t *srv, unsigned char pk[32]);
 int audit_tree_init(so_server_t *srv);
 /** Sign a checkpoint when enough events or time have gone by (or now, with `force`). */
 void audit_checkpoint_maybe(so_server_t *srv, int force);
+/** Archive events older than audit.retention (sweeper thread; checks once a minute). */
+void audit_archive_maybe(so_server_t *srv);
 /** Verify the whole stored log with the server's key. */
 int audit_verify_store(so_server_t *srv, so_audit_verify_result_t *out);
 

@@ -22,7 +22,8 @@ enum stmt_id {
 	ST_REQ_INSERT, ST_REQ_UPDATE, ST_REQ_GET, ST_REV_INSERT, ST_REV_LIST, ST_REQ_IDEM,
 	ST_REQ_DUE, ST_REQ_COUNTS, ST_AUDIT_HEAD, ST_AUDIT_INSERT, ST_AUDIT_LIST, ST_TOKEN_INSERT,
 	ST_TOKEN_LOOKUP, ST_TOKEN_COUNT, ST_CP_INSERT, ST_CP_LATEST, ST_CP_LIST, ST_CP_GET_EXACT,
-	ST_CP_GET_ABOVE, ST_AUDIT_FOR_REQUEST, ST__COUNT
+	ST_CP_GET_ABOVE, ST_AUDIT_FOR_REQUEST, ST_BASE_GET, ST_BASE_SET, ST_PRUNE_EVENTS,
+	ST_PRUNE_CPS, ST__COUNT
 };
 
 static const char *const stmt_sql[ST__COUNT] = {
@@ -57,6 +58,11 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_TOKEN_COUNT] = "SELECT count(*) FROM tokens",
 	[ST_AUDIT_FOR_REQUEST] = "SELECT seq, at, type, request_id, actor, data, prev_hash, hash "
 	                         "FROM audit_events WHERE request_id = ?1 ORDER BY seq",
+	[ST_BASE_GET] = "SELECT seq, hash, frontier, public_key, at FROM audit_base WHERE id = 1",
+	[ST_BASE_SET] = "INSERT OR REPLACE INTO audit_base(id, seq, hash, frontier, public_key, at) "
+	                "VALUES (1, ?1, ?2, ?3, ?4, ?5)",
+	[ST_PRUNE_EVENTS] = "DELETE FROM audit_events WHERE seq <= ?1",
+	[ST_PRUNE_CPS] = "DELETE FROM checkpoints WHERE size < ?1",
 	[ST_CP_INSERT] = "INSERT INTO checkpoints(size, at, key_id, root, signature) "
 	                 "VALUES (?1, ?2, ?3, ?4, ?5)",
 	[ST_CP_LATEST] = "SELECT size, at, key_id, root, signature FROM checkpoints "
@@ -120,6 +126,14 @@ static const char *const migrations[] = {
 	"  signature TEXT NOT NULL);",
 	/* 4: the sweeper looks for approvals whose grant ran out without scanning them all. */
 	"CREATE INDEX requests_grant ON requests(status, grant_expires_at);",
+	/* 5: where the online audit log starts after older events were archived. */
+	"CREATE TABLE audit_base ("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  seq INTEGER NOT NULL,"
+	"  hash TEXT NOT NULL,"
+	"  frontier TEXT NOT NULL,"
+	"  public_key TEXT NOT NULL,"
+	"  at INTEGER NOT NULL);",
 };
 
 typedef struct sqlite_store {
@@ -468,6 +482,53 @@ sq_request_counts(so_store_t *st, int64_t counts[SO_ST__COUNT])
 }
 
 static int
+sq_audit_base_get(so_store_t *st, so_audit_base_t *base)
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, ST_BASE_GET);
+	if (!p)
+		return SO_ESTORE;
+	int rc = sqlite3_step(p), ret = SO_OK;
+	if (rc == SQLITE_ROW) {
+		base->seq = sqlite3_column_int64(p, 0);
+		snprintf(base->hash, sizeof(base->hash), "%s", (const char *)sqlite3_column_text(p, 1));
+		snprintf(base->frontier, sizeof(base->frontier), "%s",
+		         (const char *)sqlite3_column_text(p, 2));
+		snprintf(base->public_key, sizeof(base->public_key), "%s",
+		         (const char *)sqlite3_column_text(p, 3));
+		base->at = sqlite3_column_int64(p, 4);
+	} else {
+		ret = rc == SQLITE_DONE ? SO_ENOTFOUND : SO_ESTORE;
+	}
+	sqlite3_reset(p);
+	return ret;
+}
+
+static int
+sq_audit_prune(so_store_t *st, const so_audit_base_t *base)
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, ST_BASE_SET);
+	if (!p)
+		return SO_ESTORE;
+	sqlite3_bind_int64(p, 1, base->seq);
+	sqlite3_bind_text(p, 2, base->hash, -1, SQLITE_STATIC);
+	sqlite3_bind_text(p, 3, base->frontier, -1, SQLITE_STATIC);
+	sqlite3_bind_text(p, 4, base->public_key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(p, 5, base->at);
+	int rc = step_done(s, p);
+	if (rc == SO_OK && (p = prep(s, ST_PRUNE_EVENTS))) {
+		sqlite3_bind_int64(p, 1, base->seq);
+		rc = step_done(s, p);
+	}
+	if (rc == SO_OK && (p = prep(s, ST_PRUNE_CPS))) {
+		sqlite3_bind_int64(p, 1, base->seq);
+		rc = step_done(s, p);
+	}
+	return p ? rc : SO_ESTORE;
+}
+
+static int
 sq_audit_head(so_store_t *st, int64_t *seq, char hash[65])
 {
 	sqlite_store_t *s = S(st);
@@ -479,9 +540,20 @@ sq_audit_head(so_store_t *st, int64_t *seq, char hash[65])
 		*seq = sqlite3_column_int64(p, 0);
 		snprintf(hash, 65, "%s", (const char *)sqlite3_column_text(p, 1));
 	} else if (rc == SQLITE_DONE) {
-		*seq = 0;
-		memset(hash, '0', 64);
-		hash[64] = '\0';
+		/* No events: the log is empty, or everything was archived up to the base. */
+		so_audit_base_t base;
+		sqlite3_reset(p);
+		ret = sq_audit_base_get(st, &base);
+		if (ret == SO_OK) {
+			*seq = base.seq;
+			memcpy(hash, base.hash, 65);
+		} else if (ret == SO_ENOTFOUND) {
+			*seq = 0;
+			memset(hash, '0', 64);
+			hash[64] = '\0';
+			ret = SO_OK;
+		}
+		return ret;
 	} else {
 		ret = SO_ESTORE;
 	}
@@ -871,6 +943,8 @@ const so_store_ops_t so_store_sqlite_ops = {
 	.audit_list = sq_audit_list,
 	.audit_each = sq_audit_each,
 	.audit_for_request = sq_audit_for_request,
+	.audit_base_get = sq_audit_base_get,
+	.audit_prune = sq_audit_prune,
 	.checkpoint_insert = sq_checkpoint_insert,
 	.checkpoint_latest = sq_checkpoint_latest,
 	.checkpoint_list = sq_checkpoint_list,

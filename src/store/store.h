@@ -43,6 +43,19 @@ typedef struct so_checkpoint_row {
 	char signature[129];
 } so_checkpoint_row_t;
 
+/**
+ * Where the online log starts once older events were archived: the last archived event
+ * (seq, hash), the Merkle frontier at that size as text ("hex,hex,..." for the set bits of
+ * seq, lowest first), and the public key that signed the checkpoint there.
+ */
+typedef struct so_audit_base {
+	int64_t seq;
+	char hash[65];
+	char frontier[64 * 65 + 1];
+	char public_key[65];
+	int64_t at;
+} so_audit_base_t;
+
 /** Called for each audit row in order; a non-zero return stops the scan and is returned. */
 typedef int (*so_audit_row_fn)(void *ctx, const so_audit_row_t *row);
 
@@ -94,6 +107,10 @@ typedef struct so_store_ops {
 	int (*audit_each)(so_store_t *s, int64_t after, size_t limit, so_audit_row_fn fn, void *ctx);
 	/** The events of one request, in order. */
 	int (*audit_for_request)(so_store_t *s, const char *request_id, so_audit_row_fn fn, void *ctx);
+	/** The base of the online log; SO_ENOTFOUND when nothing was ever archived. */
+	int (*audit_base_get)(so_store_t *s, so_audit_base_t *base);
+	/** Record `base` and delete the events up to it and the checkpoints below it. */
+	int (*audit_prune)(so_store_t *s, const so_audit_base_t *base);
 	int (*checkpoint_insert)(so_store_t *s, const so_checkpoint_row_t *cp);
 	/** The latest checkpoint; SO_ENOTFOUND when there is none. */
 	int (*checkpoint_latest)(so_store_t *s, so_checkpoint_row_t *cp);
