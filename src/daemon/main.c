@@ -217,24 +217,27 @@ main(int argc, char **argv)
 		so_error("cannot start the store writer");
 		goto out;
 	}
-	if (so_writer_run(app.writer, op_started, &cfg)) {
-		so_error("cannot write to the store (audit event daemon.started)");
-		goto out;
-	}
-	if (!config_path) {
-		dt.cfg = &cfg;
-		dt.tokens = calloc(cfg.directory.n, sizeof(*dt.tokens));
-		if (!dt.tokens || so_writer_run(app.writer, op_demo_tokens, &dt)) {
-			so_error("cannot mint the demo tokens");
-			goto out;
-		}
-	}
 	char policy_version[sizeof(cfg.policy.version)];
 	memcpy(policy_version, cfg.policy.version, sizeof(policy_version));
 	if ((rc = so_server_start(&cfg, app.writer, &app.key, config_path ? load_policy : NULL,
 	                          (void *)config_path, &server, err, sizeof(err)))) {
 		so_error("%s", err);
 		goto out;
+	}
+	/* Nothing is appended to a log found damaged: the verifier must see it as it was left. */
+	if (!so_server_audit_damaged(server)) {
+		if (so_writer_run(app.writer, op_started, &cfg)) {
+			so_error("cannot write to the store (audit event daemon.started)");
+			goto out;
+		}
+		if (!config_path) {
+			dt.cfg = &cfg;
+			dt.tokens = calloc(cfg.directory.n, sizeof(*dt.tokens));
+			if (!dt.tokens || so_writer_run(app.writer, op_demo_tokens, &dt)) {
+				so_error("cannot mint the demo tokens");
+				goto out;
+			}
+		}
 	}
 	char host[256];
 	const char *colon = strrchr(cfg.listen, ':');

@@ -62,7 +62,7 @@ add_leaf(void *ctx, const so_audit_row_t *row)
 	so_hash_t chain, leaf;
 	if (row->seq != l->last_seq + 1 ||
 	    sodium_hex2bin(chain, sizeof(chain), row->hash, 64, NULL, NULL, NULL))
-		return SO_ESTORE; /* a gap or a damaged hash: no checkpoint can be made over it */
+		return SO_ECONFLICT; /* a gap or a damaged hash: no checkpoint can be made over it */
 	so_merkle_leaf_hash(chain, SO_HASH_LEN, leaf);
 	if (l->srv && !strcmp(row->type, "audit.key_rotated")) {
 		json_error_t jerr;
@@ -156,11 +156,24 @@ audit_tree_init(so_server_t *srv)
 	}
 	if (rc == SO_OK)
 		rc = extend_tree(s, &srv->tree, srv);
+	if (rc == SO_ECONFLICT) {
+		so_error("audit: the log is damaged after event %" PRIu64 " (an event is missing or "
+		         "altered); state changes are refused until it is restored from a backup, and "
+		         "`signoff audit verify` names the point", srv->tree.size);
+		srv->audit_damaged = 1;
+		rc = SO_OK;
+	}
 	if (rc == SO_OK) {
 		int crc = s->ops->checkpoint_latest(s, &latest);
 		srv->checkpointed = crc == SO_OK ? (uint64_t)latest.size : 0;
 		if (crc && crc != SO_ENOTFOUND)
 			rc = crc;
+		if (crc == SO_OK && (uint64_t)latest.size > srv->tree.size) {
+			so_error("audit: a checkpoint covers %" PRId64 " events but the log holds %" PRIu64
+			         " (truncated); state changes are refused until it is restored", latest.size,
+			         srv->tree.size);
+			srv->audit_damaged = 1;
+		}
 	}
 	readers_give(&srv->readers, s);
 	srv->last_checkpoint_at = so_clock_mono_ms();
@@ -227,8 +240,8 @@ checkpoint_locked(so_server_t *srv, int force)
 {
 	int64_t head = 0;
 	char hash[65];
-	if (!srv->key)
-		return;
+	if (!srv->key || srv->audit_damaged)
+		return; /* never sign over a log that does not hold together */
 	so_store_t *s = readers_take(&srv->readers);
 	int rc = s->ops->audit_head(s, &head, hash);
 	readers_give(&srv->readers, s);

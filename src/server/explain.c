@@ -135,8 +135,12 @@ tell_event(void *ctx, const so_audit_row_t *row)
 		    s_of(data, "channel", "?"), *s_of(data, "comment", "") ? " (\"" : "",
 		    s_of(data, "comment", ""), *s_of(data, "comment", "") ? "\")" : "",
 		    s_of(data, "status", "?"));
-	else if (!strcmp(t, "request.escalated"))
-		say(st, "%s: nobody had decided in time, so the review was opened to more approvers.", at);
+	else if (!strcmp(t, "request.escalated")) {
+		char *groups = json_dumps(json_object_get(data, "groups"), JSON_COMPACT);
+		say(st, "%s: nobody had decided in time, so the review was opened to more approvers: "
+		        "group(s) %s.", at, groups ? groups : "?");
+		free(groups);
+	}
 	else if (!strcmp(t, "request.claimed"))
 		say(st, "%s: %s claimed the approval for the exact action with digest %.16s... and "
 		        "started it.", at, actor, s_of(data, "digest", "?"));

@@ -93,6 +93,12 @@ op_run(so_store_t *s, void *arg)
 void
 run_op(struct conn *c, struct MHD_Connection *mc, op_fn op)
 {
+	if (c->srv->audit_damaged) {
+		/* No audit, no change: a damaged log cannot vouch for anything new. */
+		reply_error(c, 503, "audit_damaged", "the audit log is damaged; state changes are "
+		            "refused until it is restored (see the daemon log)");
+		return;
+	}
 	c->op = op;
 	c->transition = -1;
 	c->decision_usec = -1;
@@ -336,9 +342,11 @@ sweeper_main(void *arg)
 		if (srv->stopping)
 			break;
 		pthread_mutex_unlock(&srv->sweep_lock);
-		sweep_due(srv);
-		audit_checkpoint_maybe(srv, 0);
-		audit_archive_maybe(srv);
+		if (!srv->audit_damaged) {
+			sweep_due(srv);
+			audit_checkpoint_maybe(srv, 0);
+			audit_archive_maybe(srv);
+		}
 		pthread_mutex_lock(&srv->sweep_lock);
 	}
 	pthread_mutex_unlock(&srv->sweep_lock);
@@ -505,6 +513,12 @@ uint16_t
 so_server_port(const so_server_t *s)
 {
 	return s->port;
+}
+
+int
+so_server_audit_damaged(const so_server_t *s)
+{
+	return s->audit_damaged;
 }
 
 void

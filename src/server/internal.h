@@ -126,6 +126,7 @@ struct so_server {
 	unsigned char first_pk[32];  /* the key before the first rotation ... */
 	int has_first_pk;            /* ... when there was one */
 	int64_t last_archive_check;  /* monotonic ms; sweeper thread only */
+	int audit_damaged;           /* set at start: changes are refused (fail closed) */
 };
 
 enum conn_state { CONN_NEW, CONN_SUSPENDED, CONN_READY };

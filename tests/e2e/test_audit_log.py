@@ -655,18 +655,16 @@ def test_an_inserted_event_with_the_chain_rewritten_is_named_by_the_checkpoint(t
 
 
 def test_a_truncated_tail_is_named(tamper):
-    # Events 10..12 deleted, their checkpoints kept. The restarted daemon writes its
-    # daemon.started as event 10, which checkpoint 10 did not sign.
+    # Events 10..12 deleted, their checkpoints kept. The restarted daemon sees a checkpoint
+    # beyond the log's end, appends nothing and refuses changes, so event 10 is named missing.
     t = tamper("truncated")
     t.sql("DELETE FROM audit_events WHERE seq >= 10")
     t.start()
-    assert_fails_at(t, 10, "differ from what checkpoint 10 signed")
+    assert_fails_at(t, 10, "events are missing")
 
 
 def test_a_truncated_tail_is_named_between_checkpoints(tamper):
     # Events 6..12 deleted; the checkpoints of 8 and later kept. Event 6 is the first missing.
-    # Fails today (src bug): signoffd starts on a log shorter than its latest checkpoint and
-    # writes daemon.started as a new event 6, which chains, so the failure is named at 7.
     t = tamper("truncated-sparse")
     t.sql("DELETE FROM audit_events WHERE seq >= 6")
     t.start()

@@ -59,3 +59,23 @@ def test_claim_that_cannot_be_stored_does_not_run(start_daemon, tmp_path):
     assert bot.show(req["id"])["status"] == "approved", "an unrecorded claim must not count"
     assert ok(bot.claim(req["id"], req["digest"]))["status"] == "claimed"
     expect_error(bot.claim(req["id"], req["digest"]), 409, "already_claimed")
+
+
+def test_a_damaged_audit_log_refuses_every_change(start_daemon):
+    d = start_daemon(policy={"default": "allow"})
+    bot = d.client("deploy-bot")
+    first = bot.submit()
+    bot.submit()
+    assert d.stop() == 0
+    db = sqlite3.connect(str(d.workdir / "signoff.db"))
+    db.execute("DELETE FROM audit_events WHERE seq = 2")
+    db.commit()
+    db.close()
+    d.start()
+    # No audit, no change: nothing new can be recorded on a log that does not hold together.
+    expect_error(bot.submit_raw(), 503, "audit_damaged")
+    expect_error(bot.claim(first["id"], first["digest"]), 503, "audit_damaged")
+    assert bot.show(first["id"])["status"] == "approved", "a refused claim changed the request"
+    # Reading and verifying still work, and the verification names the gap.
+    v = ok(d.client("erin").get("/v1/audit/verify"))
+    assert v["ok"] is False and v["first_bad_seq"] == 2, v
