@@ -177,6 +177,7 @@ so_audit_verifier_init(so_audit_verifier_t *v, const unsigned char (*keys)[32], 
 	so_merkle_frontier_init(&v->tree);
 	so_buf_init(&v->scratch, (size_t)64 << 20);
 	v->result.ok = 1;
+	v->through = -1;
 }
 
 void
@@ -363,6 +364,7 @@ so_audit_verifier_line(so_audit_verifier_t *v, const char *line, size_t len)
 		len--;
 	if (!len)
 		return SO_OK;
+	v->lines++;
 	static const char head[] = LINE_HEAD;
 	static const char cp_head[] = "{\"checkpoint\":";
 	if (len > sizeof(head) - 1 + LINE_TAIL_LEN && !memcmp(line, head, sizeof(head) - 1)) {
@@ -386,7 +388,10 @@ so_audit_verifier_line(so_audit_verifier_t *v, const char *line, size_t len)
 		json_error_t jerr;
 		json_t *h = json_loadb(line, len, 0, &jerr);
 		json_t *base = json_object_get(json_object_get(h, "export"), "base");
+		json_t *through = json_object_get(json_object_get(h, "export"), "through");
 		int rc = SO_OK;
+		if (json_is_integer(through))
+			v->through = (int64_t)json_integer_value(through);
 		if (json_is_object(base) && v->seq == 0 && !v->result.events)
 			rc = so_audit_verifier_start_at(
 			    v, (int64_t)json_integer_value(json_object_get(base, "seq")),
@@ -402,6 +407,11 @@ so_audit_verifier_line(so_audit_verifier_t *v, const char *line, size_t len)
 void
 so_audit_verifier_finish(so_audit_verifier_t *v, so_audit_verify_result_t *out)
 {
+	if (v->result.ok && !v->lines && !v->result.events)
+		fail(v, 1, "there is nothing to verify (an empty export)");
+	if (v->result.ok && v->through > v->seq)
+		fail(v, v->seq + 1, "the export says it holds events through %" PRId64 " but ends at %"
+		                    PRId64 " (truncated)", v->through, v->seq);
 	if (v->result.ok && v->max_checkpoint > (uint64_t)v->seq)
 		fail(v, v->seq + 1, "the log ends at event %" PRId64 " but a checkpoint covers %" PRIu64
 		                    " (truncated)", v->seq, v->max_checkpoint);

@@ -82,6 +82,8 @@ typedef struct so_audit_verifier {
 	so_merkle_frontier_t tree;
 	uint64_t last_checkpoint;        /**< size of the last checkpoint seen */
 	int64_t base;                    /**< events up to here were archived (0: none) */
+	int64_t through;                 /**< the export header's last event, or -1 */
+	int lines;                       /**< lines seen */
 	uint64_t max_checkpoint;         /**< largest size any checkpoint claimed */
 	so_buf_t scratch;
 	so_audit_verify_result_t result;

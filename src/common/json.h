@@ -4,7 +4,8 @@
  * Canonical JSON (what the action digest and the audit chain hash) is:
  * object keys sorted by their UTF-8 bytes, no whitespace, strings as UTF-8 with only
  * '"', '\\' and control characters (< 0x20) escaped (\b \f \n \r \t, else \u00XX lowercase),
- * integers in decimal, reals in the shortest "%.17g" form, true/false/null.
+ * integers in decimal, reals as C's "%.17g" prints them (0.1 is 0.10000000000000001; zero is 0),
+ * true/false/null.
  * Reals that are not finite cannot occur (jansson refuses them).
  */
 #ifndef SO_COMMON_JSON_H

@@ -201,7 +201,8 @@ static const so_cfg_key_t config_table[] = {
 	{"audit", "checkpoint_every", SO_CFG_INT, OFF(checkpoint_every), "1000", 1, 10000000, NULL,
 	 NULL, NULL, "sign a checkpoint once this many events are unsigned"},
 	{"audit", "checkpoint_interval", SO_CFG_DURATION, OFF(checkpoint_interval), "60s", 1, 86400,
-	 NULL, NULL, NULL, "or once the oldest unsigned event is this old (and at shutdown)"},
+	 NULL, NULL, NULL, "or once this long has passed since the last checkpoint with events unsigned (and at "
+	 "shutdown)"},
 	{"audit", "retention", SO_CFG_DURATION, OFF(retention), "400d", 90 * 86400, 36500LL * 86400,
 	 NULL, NULL, NULL, "events older than this (at least 90d) move to archive files that "
 	 "verify on their own; what stays online still verifies"},

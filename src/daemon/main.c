@@ -63,13 +63,19 @@ static struct {
 } app;
 
 static int
+struct started {
+	const so_config_t *cfg;
+	const char *policy_version; /* the server holds the policy itself by now */
+};
+
+static int
 op_started(so_store_t *s, void *arg)
 {
-	so_config_t *cfg = arg;
+	const struct started *st = arg;
 	return so_audit_append(s, "daemon.started", NULL, NULL,
 	                       json_pack("{s:s, s:s, s:s, s:I}", "version", VERSION, "config",
-	                                 cfg->path, "policy_version", cfg->policy.version,
-	                                 "principals", (json_int_t)cfg->directory.n),
+	                                 st->cfg->path, "policy_version", st->policy_version,
+	                                 "principals", (json_int_t)st->cfg->directory.n),
 	                       so_clock_now_ms());
 }
 
@@ -226,7 +232,8 @@ main(int argc, char **argv)
 	}
 	/* Nothing is appended to a log found damaged: the verifier must see it as it was left. */
 	if (!so_server_audit_damaged(server)) {
-		if (so_writer_run(app.writer, op_started, &cfg)) {
+		struct started st = {&cfg, policy_version};
+		if (so_writer_run(app.writer, op_started, &st)) {
 			so_error("cannot write to the store (audit event daemon.started)");
 			goto out;
 		}

@@ -183,8 +183,9 @@ h_explain(struct conn *c, struct MHD_Connection *mc)
 			say(&st, "These %zu events are covered by checkpoint %" PRId64 " (root %.16s...), "
 			         "signed at %s with key %s.", json_array_size(st.events), cp.size, cp.root, at,
 			    cp.key_id);
-			checkpoint = json_pack("{s:I, s:s, s:s, s:s}", "size", (json_int_t)cp.size, "root",
-			                       cp.root, "key_id", cp.key_id, "signature", cp.signature);
+			checkpoint = json_pack("{s:I, s:s, s:s, s:s, s:s}", "size", (json_int_t)cp.size,
+			                       "root", cp.root, "at", at, "key_id", cp.key_id, "signature",
+			                       cp.signature);
 		} else if (crc == SO_ENOTFOUND) {
 			say(&st, "The last of these events is not yet under a signed checkpoint; one is "
 			         "signed within audit.checkpoint_interval.");

@@ -739,19 +739,28 @@ sq_checkpoint_list(so_store_t *st, int64_t after, size_t max, so_checkpoint_row_
 	sqlite3_stmt *p = prep(s, ST_CP_LIST);
 	if (!p)
 		return SO_ESTORE;
-	so_checkpoint_row_t *list = calloc(max ? max : 1, sizeof(*list));
-	if (!list)
-		return SO_ENOMEM;
+	so_checkpoint_row_t *list = NULL;
+	size_t cap = 0, count = 0;
 	sqlite3_bind_int64(p, 1, after);
 	sqlite3_bind_int64(p, 2, (sqlite3_int64)max);
 	int rc;
-	size_t count = 0;
-	while ((rc = sqlite3_step(p)) == SQLITE_ROW && count < max)
+	while ((rc = sqlite3_step(p)) == SQLITE_ROW && count < max) {
+		if (count == cap) {
+			/* grow as rows come: `max` is a bound, not a size to allocate */
+			cap = cap ? cap * 2 : 64;
+			so_checkpoint_row_t *grown = realloc(list, cap * sizeof(*list));
+			if (!grown) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			list = grown;
+		}
 		read_checkpoint(p, &list[count++]);
+	}
 	sqlite3_reset(p);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
 		free(list);
-		return SO_ESTORE;
+		return rc == SQLITE_NOMEM ? SO_ENOMEM : SO_ESTORE;
 	}
 	*out = list;
 	*n = count;

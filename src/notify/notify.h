@@ -1,0 +1,107 @@
+/**
+ * Notifications: the durable outbox and the channels that deliver it (Slack, Microsoft
+ * Teams, webhooks).
+ *
+ * Every notification is an outbox row written in the same store transaction as the state
+ * change that caused it (so_notify_* below are called from inside writer jobs). A worker
+ * thread delivers due rows with libcurl, retries with exponential backoff and jitter
+ * (honouring Retry-After), records each delivery or final failure in the audit log, and
+ * resumes after a restart. The API never waits on a chat service.
+ *
+ * Channels implement one small vtable (so_channel_ops_t); adding one touches a new file and
+ * one row in the table in outbox.c. Their base URLs come from configuration so tests point
+ * them at local fakes.
+ *
+ * Ownership: a so_notifier_t owns its configuration copy (secrets included, wiped on free)
+ * and its worker thread; it borrows the writer and the principals directory.
+ */
+#ifndef SO_NOTIFY_NOTIFY_H
+#define SO_NOTIFY_NOTIFY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "core/core.h"
+#include "store/store.h"
+#include "store/writer.h"
+
+/** Slack settings (notify.slack). Secrets are read from files or the environment at load. */
+typedef struct so_slack_config {
+	int enabled;
+	char *bot_token;      /**< xoxb-..., secret */
+	char *signing_secret; /**< secret */
+	char *api_url;        /**< default https://slack.com/api */
+	char *channel;        /**< default route, or NULL */
+	int dm_reviewers;     /**< also DM eligible reviewers that have a slack_user */
+} so_slack_config_t;
+
+/** Microsoft Teams settings (notify.teams). */
+typedef struct so_teams_config {
+	int enabled;
+	char *app_id;
+	char *app_password;          /**< secret */
+	char *tenant;                /**< for the token endpoint; default botframework.com */
+	char *token_url;             /**< OAuth2 client-credentials endpoint */
+	char *openid_metadata_url;   /**< Bot Framework OpenID metadata (JWKS location) */
+	char *service_url;           /**< connector base for proactive messages */
+	char *conversation;          /**< default route, or NULL */
+	char *webhook_url;           /**< Workflows incoming webhook (notification only), secret */
+} so_teams_config_t;
+
+typedef struct so_webhook_config {
+	char *url;
+	char *secret; /**< HMAC key, secret */
+} so_webhook_config_t;
+
+typedef struct so_notify_config {
+	char *console_url; /**< base URL of the console, for links in messages, or NULL */
+	so_slack_config_t slack;
+	so_teams_config_t teams;
+	so_webhook_config_t *webhooks;
+	size_t nwebhooks;
+	int64_t max_attempts;  /**< before a delivery is given up (and audited as failed) */
+	int64_t max_delay;     /**< seconds, cap of the backoff */
+} so_notify_config_t;
+
+void so_notify_config_free(so_notify_config_t *c);
+
+/** One outbox row. */
+typedef struct so_outbox_row {
+	int64_t id;
+	char request_id[SO_ID_LEN + 1]; /**< "" when not about a request */
+	char channel[16];               /**< slack | teams | webhook */
+	char kind[16];                  /**< post | update | ephemeral | event */
+	char *target;                   /**< channel id, user, conversation, webhook index */
+	char *body;                     /**< JSON with what the channel needs beyond the request */
+	int64_t attempts;
+	int64_t next_at;
+} so_outbox_row_t;
+
+typedef struct so_notifier so_notifier_t;
+
+/**
+ * Queue what a state change of `r` means for people, inside the caller's open transaction on
+ * `s`: `event` is the audit event type that the change wrote (request.submitted,
+ * request.reviewed, request.expired, request.escalated, ...). Returns a store error, in which
+ * case the caller rolls back (no notification, no change).
+ */
+int so_notify_request(so_notifier_t *n, so_store_t *s, const so_request_t *r, const char *event,
+                      int64_t now);
+/** Queue a private explanation for a refused chat click (Slack ephemeral message). */
+int so_notify_refusal(so_notifier_t *n, so_store_t *s, const char *channel, const char *where,
+                      const char *user, const char *text, int64_t now);
+/** Wake the worker (after a commit that queued rows). */
+void so_notifier_kick(so_notifier_t *n);
+
+/** Start the worker thread: it reads due rows on its own connection to `store_url`. */
+so_notifier_t *so_notifier_start(const so_notify_config_t *cfg, const so_directory_t *dir,
+                                 const char *store_url, so_writer_t *writer, char *err,
+                                 size_t errlen);
+/** Stop the worker (rows not yet delivered stay in the outbox for the next start). */
+void so_notifier_stop(so_notifier_t *n);
+/** The configuration it runs with (for the inbound endpoints: secrets, app id). */
+const so_notify_config_t *so_notifier_config(const so_notifier_t *n);
+
+#endif
