@@ -62,7 +62,6 @@ static struct {
 	so_audit_key_t key;
 } app;
 
-static int
 struct started {
 	const so_config_t *cfg;
 	const char *policy_version; /* the server holds the policy itself by now */
