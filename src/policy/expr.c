@@ -1597,3 +1597,39 @@ so_expr_present(const so_expr_t *e, const so_expr_input_t *in)
 		return v.u.s.n > 0;
 	return 1;
 }
+
+/* Whether node `n` is action.kind. */
+static int
+is_action_kind(const struct node *n)
+{
+	return n->kind == N_FIELD && n->root == R_ACTION && n->a->kind == N_ROOT &&
+	       n->slen == 4 && !memcmp(n->s, "kind", 4);
+}
+
+static int
+kind_possible(const struct node *n, const char *kind, size_t klen)
+{
+	if (n->kind == N_AND)
+		return kind_possible(n->a, kind, klen) && kind_possible(n->b, kind, klen);
+	if (n->kind == N_CMP && n->op == T_EQ) {
+		const struct node *f = is_action_kind(n->a) ? n->a : is_action_kind(n->b) ? n->b : NULL;
+		const struct node *lit = f == n->a ? n->b : n->a;
+		if (f && lit->kind == N_STR)
+			return lit->slen == klen && !memcmp(lit->s, kind, klen);
+	}
+	if (n->kind == N_IN && is_action_kind(n->a) && n->b->kind == N_LIST) {
+		for (size_t i = 0; i < n->b->nitems; i++) {
+			const struct node *lit = n->b->items[i];
+			if (lit->kind != N_STR || (lit->slen == klen && !memcmp(lit->s, kind, klen)))
+				return 1;
+		}
+		return 0;
+	}
+	return 1;
+}
+
+int
+so_expr_kind_possible(const so_expr_t *e, const char *kind)
+{
+	return !kind || kind_possible(e->root, kind, strlen(kind));
+}

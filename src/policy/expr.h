@@ -75,6 +75,13 @@ int so_expr_eval_string(const so_expr_t *e, const so_expr_input_t *in, const cha
  */
 int so_expr_present(const so_expr_t *e, const so_expr_input_t *in);
 
+/**
+ * 0 when the condition is certainly false for a request whose action.kind is `kind` (it
+ * requires another kind in its top-level conjunction), else 1. A cheap pre-filter: rules
+ * about other kinds of action are skipped without being evaluated.
+ */
+int so_expr_kind_possible(const so_expr_t *e, const char *kind);
+
 /** The source text. */
 const char *so_expr_text(const so_expr_t *e);
 

@@ -183,6 +183,7 @@ so_policy_decide(const so_policy_t *p, const so_directory_t *dir, const so_reque
 	const char *unresolved = NULL;
 	int rc = SO_OK, outcome = -1, owner_ok = 1;
 	int64_t ttl = 0;
+	unsigned char small[256], *matched = NULL;
 
 	memset(out, 0, sizeof(*out));
 	so_policy_input(p, dir, r, now, &in);
@@ -192,13 +193,21 @@ so_policy_decide(const so_policy_t *p, const so_directory_t *dir, const so_reque
 	if (!out->policy_version || !out->rules || !out->route)
 		goto nomem;
 
-	/* Which rules match, and the strongest decision among them. */
+	/* Which rules match, and the strongest decision among them. The answers are kept for
+	 * the review pass below, so no rule is evaluated twice. */
 	const so_rule_t *matched_require = NULL;
+	const char *kind = json_string_value(json_object_get(r->action, "kind"));
+	matched = p->nrules <= sizeof(small) ? small : calloc(p->nrules, 1);
+	if (!matched)
+		goto nomem;
 	for (size_t i = 0; i < p->nrules; i++) {
 		const so_rule_t *rule = &p->rules[i];
 		const char *absent;
 		size_t absent_len;
-		enum so_tri t = so_expr_eval(rule->when, &in, &absent, &absent_len);
+		enum so_tri t = SO_FALSE;
+		if (so_expr_kind_possible(rule->when, kind))
+			t = so_expr_eval(rule->when, &in, &absent, &absent_len);
+		matched[i] = (unsigned char)t;
 		if (t == SO_FALSE || (t == SO_UNKNOWN && rule->decide == SO_OUT_ALLOW))
 			continue;
 		json_array_append_new(out->rules, trace_entry(rule, t, absent, absent_len));
@@ -230,16 +239,14 @@ so_policy_decide(const so_policy_t *p, const so_directory_t *dir, const so_reque
 	}
 	if (outcome != SO_OUT_REVIEW) {
 		out->ttl = p->ttl;
-		return SO_OK;
+		goto done;
 	}
 
 	/* Review: the requirements of every matching review rule, or the default's. */
 	int any_rule = 0;
 	for (size_t i = 0; i < p->nrules && !unresolved; i++) {
 		const so_rule_t *rule = &p->rules[i];
-		enum so_tri t;
-		if (rule->decide != SO_OUT_REVIEW ||
-		    (t = so_expr_eval(rule->when, &in, NULL, NULL)) == SO_FALSE)
+		if (rule->decide != SO_OUT_REVIEW || matched[i] == SO_FALSE)
 			continue;
 		any_rule = 1;
 		if (rule->napprovers)
@@ -282,14 +289,19 @@ so_policy_decide(const so_policy_t *p, const so_directory_t *dir, const so_reque
 		                                            "unresolved-approvers", "decide", "deny",
 		                                            "reason", why, "matched", "true"));
 		out->ttl = p->ttl;
-		return SO_OK;
+		goto done;
 	}
 	out->ttl = ttl ? ttl : p->ttl;
 	out->owner_may_approve = owner_ok;
+done:
+	if (matched != small)
+		free(matched);
 	return SO_OK;
 nomem:
 	rc = SO_ENOMEM;
 fail:
+	if (matched && matched != small)
+		free(matched);
 	so_decision_clear(out);
 	return rc;
 }
