@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/yaml.h"
 #include "daemon/config.h"
+#include "daemon/notify_config.h"
 #include "daemon/policy_config.h"
 
 #define MAX_PRINCIPALS 10000
@@ -237,6 +238,20 @@ static const so_cfg_key_t config_table[] = {
 	 "require} (docs/policy.md)"},
 	{"policy", "include", SO_CFG_CUSTOM, 0, NULL, 0, 0, NULL, so_policy_cfg_include, NULL,
 	 "files (globs, relative to this file) that hold more rules: under a top-level rules: key"},
+	{"notify", "console_url", SO_CFG_STRING, OFF(notify.console_url), NULL, 0, 0, NULL, NULL,
+	 NULL, "base URL of the web console, for links in chat messages"},
+	{"notify", "max_attempts", SO_CFG_INT, OFF(notify.max_attempts), "10", 1, 1000, NULL, NULL,
+	 NULL, "deliveries tried before one is given up (and audited as notify.failed)"},
+	{"notify", "max_delay", SO_CFG_DURATION, OFF(notify.max_delay), "5m", 1, 86400, NULL, NULL,
+	 NULL, "longest wait between two tries (exponential backoff with jitter up to this)"},
+	{"notify", "slack", SO_CFG_CUSTOM, 0, NULL, 0, 0, NULL, so_notify_cfg_slack, NULL,
+	 "{bot_token_file|bot_token_env, signing_secret_file|signing_secret_env, api_url, channel, "
+	 "dm_reviewers} (docs/slack.md)"},
+	{"notify", "teams", SO_CFG_CUSTOM, 0, NULL, 0, 0, NULL, so_notify_cfg_teams, NULL,
+	 "{app_id, app_password_file|_env, service_url, conversation, openid_metadata_url, "
+	 "token_url, webhook_url_file|_env} (docs/teams.md)"},
+	{"notify", "webhooks", SO_CFG_CUSTOM, 0, NULL, 0, 0, NULL, so_notify_cfg_webhooks,
+	 so_notify_cfg_free, "list of {url, secret_file|secret_env}: signed JSON of each event"},
 	{NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, NULL, NULL},
 };
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "core/core.h"
+#include "notify/notify.h"
 #include "policy/policy.h"
 
 typedef struct so_config {
@@ -30,6 +31,7 @@ typedef struct so_config {
 	char *log_level;
 	so_directory_t directory;
 	so_policy_t policy;
+	so_notify_config_t notify;
 	struct so_config_loading *loading; /**< only while loading */
 } so_config_t;
 

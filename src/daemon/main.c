@@ -157,6 +157,7 @@ main(int argc, char **argv)
 	so_config_t cfg;
 	so_store_t *store = NULL;
 	so_server_t *server = NULL;
+	so_notifier_t *notifier = NULL;
 	struct demo_tokens dt = {0};
 
 	while ((opt = getopt_long(argc, argv, "c:thV", longopts, NULL)) != -1) {
@@ -224,8 +225,16 @@ main(int argc, char **argv)
 	}
 	char policy_version[sizeof(cfg.policy.version)];
 	memcpy(policy_version, cfg.policy.version, sizeof(policy_version));
-	if ((rc = so_server_start(&cfg, app.writer, &app.key, config_path ? load_policy : NULL,
-	                          (void *)config_path, &server, err, sizeof(err)))) {
+	if (cfg.notify.slack.enabled || cfg.notify.teams.enabled || cfg.notify.nwebhooks) {
+		if (!(notifier = so_notifier_start(&cfg.notify, &cfg.directory, cfg.store_url,
+		                                   app.writer, err, sizeof(err)))) {
+			so_error("cannot start the notifier: %s", err);
+			goto out;
+		}
+	}
+	if ((rc = so_server_start(&cfg, app.writer, &app.key, notifier,
+	                          config_path ? load_policy : NULL, (void *)config_path, &server, err,
+	                          sizeof(err)))) {
 		so_error("%s", err);
 		goto out;
 	}
@@ -271,6 +280,7 @@ main(int argc, char **argv)
 	status = 0;
 out:
 	so_server_stop(server);
+	so_notifier_stop(notifier); /* undelivered rows stay in the outbox for the next start */
 	so_writer_stop(app.writer);
 	if (dt.tokens) {
 		sodium_memzero(dt.tokens, cfg.directory.n * sizeof(*dt.tokens));

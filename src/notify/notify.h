@@ -67,18 +67,6 @@ typedef struct so_notify_config {
 
 void so_notify_config_free(so_notify_config_t *c);
 
-/** One outbox row. */
-typedef struct so_outbox_row {
-	int64_t id;
-	char request_id[SO_ID_LEN + 1]; /**< "" when not about a request */
-	char channel[16];               /**< slack | teams | webhook */
-	char kind[16];                  /**< post | update | ephemeral | event */
-	char *target;                   /**< channel id, user, conversation, webhook index */
-	char *body;                     /**< JSON with what the channel needs beyond the request */
-	int64_t attempts;
-	int64_t next_at;
-} so_outbox_row_t;
-
 typedef struct so_notifier so_notifier_t;
 
 /**
@@ -92,6 +80,14 @@ int so_notify_request(so_notifier_t *n, so_store_t *s, const so_request_t *r, co
 /** Queue a private explanation for a refused chat click (Slack ephemeral message). */
 int so_notify_refusal(so_notifier_t *n, so_store_t *s, const char *channel, const char *where,
                       const char *user, const char *text, int64_t now);
+/**
+ * Check a Slack request signature: "v0=" + hex HMAC-SHA256(secret, "v0:" ts ":" body),
+ * compared in constant time, with the timestamp within 5 minutes of `now` (seconds).
+ * Returns NULL when it holds, else a short reason.
+ */
+const char *so_slack_verify(const char *secret, const char *timestamp, const char *body,
+                            size_t len, const char *signature, int64_t now);
+
 /** Wake the worker (after a commit that queued rows). */
 void so_notifier_kick(so_notifier_t *n);
 

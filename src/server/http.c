@@ -72,6 +72,8 @@ op_run_done(void *arg, int rc)
 	}
 	if (c->changed)
 		waiters_wake(c->srv->waiters, c->id);
+	if (rc == SO_OK)
+		so_notifier_kick(c->srv->notifier);
 	if (rc == SO_OK && c->transition >= 0)
 		atomic_fetch_add(&so_metrics.transitions[c->transition], 1);
 	if (rc == SO_OK && c->decision_usec >= 0)
@@ -189,6 +191,7 @@ static const struct route routes[] = {
 	{"GET", "/v1/audit/verify", 1, h_audit_verify},
 	{"GET", "/v1/requests/*/explain", 1, h_explain},
 	{"POST", "/v1/admin/audit/rotate-key", 1, h_audit_rotate_key},
+	{"POST", "/v1/integrations/slack/interactions", 0, h_slack_interactions},
 	{"POST", "/v1/admin/policy/reload", 1, h_policy_reload},
 };
 
@@ -250,6 +253,13 @@ dispatch(struct conn *c, struct MHD_Connection *mc, const char *method, const ch
 static enum MHD_Result
 send_reply(struct conn *c, struct MHD_Connection *mc)
 {
+	if (c->chat_reply_empty && c->status != 401 && c->status != 413) {
+		/* Slack shows nothing for an empty 200; the answer goes out as an ephemeral message. */
+		free(c->resp);
+		c->resp = strdup("");
+		c->status = 200;
+		c->content_type = "text/plain";
+	}
 	const char *body = c->resp ? c->resp : "";
 	struct MHD_Response *resp =
 	    MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_FREE);
@@ -423,8 +433,8 @@ raise_fd_limit(size_t want)
 
 int
 so_server_start(so_config_t *cfg, so_writer_t *writer, so_audit_key_t *key,
-                so_policy_loader_fn loader, void *loader_ctx, so_server_t **out, char *err,
-                size_t errlen)
+                so_notifier_t *notifier, so_policy_loader_fn loader, void *loader_ctx,
+                so_server_t **out, char *err, size_t errlen)
 {
 	struct sockaddr_in sa;
 	int rc;
@@ -436,6 +446,7 @@ so_server_start(so_config_t *cfg, so_writer_t *writer, so_audit_key_t *key,
 	srv->loader = loader;
 	srv->loader_ctx = loader_ctx;
 	srv->key = key;
+	srv->notifier = notifier;
 	pthread_mutex_init(&srv->policy_lock, NULL);
 	pthread_mutex_init(&srv->reload_lock, NULL);
 	pthread_mutex_init(&srv->audit_lock, NULL);
@@ -554,6 +565,10 @@ so_server_stop(so_server_t *srv)
 	pthread_cond_destroy(&srv->sweep_cond);
 	if (srv->policy)
 		policy_release(srv->policy);
+	if (srv->replays) {
+		pthread_mutex_destroy(&srv->replays->lock);
+		free(srv->replays);
+	}
 	pthread_mutex_destroy(&srv->policy_lock);
 	pthread_mutex_destroy(&srv->reload_lock);
 	pthread_mutex_destroy(&srv->audit_lock);

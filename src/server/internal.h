@@ -127,6 +127,17 @@ struct so_server {
 	int has_first_pk;            /* ... when there was one */
 	int64_t last_archive_check;  /* monotonic ms; sweeper thread only */
 	int audit_damaged;           /* set at start: changes are refused (fail closed) */
+	so_notifier_t *notifier;     /* borrowed; NULL when nothing is configured */
+	struct slack_replays *replays; /* Slack signatures seen lately (slack.c) */
+};
+
+struct slack_replays {
+	pthread_mutex_t lock;
+	struct {
+		char sig[72];
+		int64_t at;
+	} slot[8192];
+	size_t next;
 };
 
 enum conn_state { CONN_NEW, CONN_SUSPENDED, CONN_READY };
@@ -145,6 +156,10 @@ struct conn {
 	enum conn_state state;
 	int waiting; /* suspended as a long-poll waiter */
 	int queued;  /* the handler queued its own response (a stream) */
+	const char *channel;     /* where a review came from: api (default), slack, teams */
+	char chat_where[64];     /* for a refused chat click: the channel id ... */
+	char chat_user[64];      /* ... and the chat user to answer privately */
+	int chat_reply_empty;    /* answer 200 with an empty body whatever happened (Slack) */
 	/* the answer, once known */
 	unsigned status;
 	char *resp; /* malloc'd JSON or text */
@@ -203,6 +218,10 @@ void h_audit_export(struct conn *c, struct MHD_Connection *mc);
 void h_audit_verify(struct conn *c, struct MHD_Connection *mc);
 void h_explain(struct conn *c, struct MHD_Connection *mc);
 void h_audit_rotate_key(struct conn *c, struct MHD_Connection *mc);
+void h_slack_interactions(struct conn *c, struct MHD_Connection *mc);
+/** Apply a review (decision "approve" or "deny" in c->in) to request c->id through the
+ * writer, exactly as the API does; c->caller, c->channel say who and where. */
+void review_request(struct conn *c, struct MHD_Connection *mc);
 /** The public key in force, copied under the lock. */
 void audit_public_key(so_server_t *srv, unsigned char pk[32]);
 /** Build the tree from the stored events (at start). */

@@ -71,7 +71,8 @@ op_submit(so_store_t *s, struct conn *c)
 	/* The stored form is the audit record: what reviewers see, the decision and its trace. */
 	if ((rc = s->ops->request_insert(s, r)) ||
 	    (rc = so_audit_append_text(s, "request.submitted", r->id, r->requester, r->doc_text,
-	                               r->created_at)))
+	                               r->created_at)) ||
+	    (rc = so_notify_request(c->srv->notifier, s, r, "request.submitted", r->created_at)))
 		return rc;
 	/* c->resp already holds the 201 answer, made before the job was queued. */
 	c->transition = (int)r->status;
@@ -283,13 +284,15 @@ apply_review(struct conn *c, so_request_t *r, int64_t now, so_core_err_t *e, con
 {
 	const char *decision = json_string_value(json_object_get(c->in, "decision"));
 	const char *comment = json_string_value(json_object_get(c->in, "comment"));
+	const char *channel = c->channel ? c->channel : "api";
 	enum so_verdict v = !strcmp(decision, "approve") ? SO_APPROVE : SO_DENY;
-	int rc = so_core_review(dir_of(c), r, c->caller, v, comment, "api", now, e);
+	int rc = so_core_review(dir_of(c), r, c->caller, v, comment, channel, now, e);
 	if (rc == SO_OK) {
 		*event = "request.reviewed";
-		*data = json_pack("{s:s, s:s, s:s, s:s}", "decision", decision, "comment",
-		                  comment ? comment : "", "channel", "api", "status",
-		                  so_status_name(r->status));
+		/* what the reviewer decided on: this exact action */
+		*data = json_pack("{s:s, s:s, s:s, s:s, s:s}", "decision", decision, "comment",
+		                  comment ? comment : "", "channel", channel, "status",
+		                  so_status_name(r->status), "digest", r->digest);
 	}
 	return rc;
 }
@@ -358,7 +361,8 @@ op_modify(so_store_t *s, struct conn *c)
 		event = "request.expired"; /* the refusal found it out of time: record that */
 	if (event) {
 		if ((rc = s->ops->request_update(s, r, nreviews)) ||
-		    (rc = so_audit_append(s, event, r->id, refused ? NULL : c->caller->id, data, now))) {
+		    (rc = so_audit_append(s, event, r->id, refused ? NULL : c->caller->id, data, now)) ||
+		    (rc = so_notify_request(c->srv->notifier, s, r, event, now))) {
 			data = NULL;
 			goto out;
 		}
@@ -369,6 +373,17 @@ op_modify(so_store_t *s, struct conn *c)
 			if (r->status == SO_ST_APPROVED || r->status == SO_ST_DENIED)
 				c->decision_usec = (now - r->created_at) * 1000;
 		}
+	}
+	if (refused && c->chat_user[0] && e.http) {
+		/* A refused chat click: audited, and explained privately to the clicker. */
+		if ((rc = so_audit_append(s, "review.refused", r->id, c->caller->id,
+		                          json_pack("{s:s, s:s, s:s, s:s}", "channel", c->channel,
+		                                    "chat_user", c->chat_user, "code", e.code, "reason",
+		                                    e.message),
+		                          now)) ||
+		    (rc = so_notify_refusal(c->srv->notifier, s, c->channel, c->chat_where, c->chat_user,
+		                            e.message, now)))
+			goto out;
 	}
 	if (refused) {
 		if (e.http)
@@ -426,6 +441,12 @@ optional_text(struct conn *c, const char *key, size_t max)
 }
 
 void
+review_request(struct conn *c, struct MHD_Connection *mc)
+{
+	modify(c, mc, apply_review);
+}
+
+void
 h_review(struct conn *c, struct MHD_Connection *mc)
 {
 	static const char *const fields[] = {"decision", "comment", NULL};
@@ -480,6 +501,7 @@ h_result(struct conn *c, struct MHD_Connection *mc)
 /* ---- the sweeper's op: expire what is due ---- */
 
 struct sweep {
+	so_notifier_t *notifier;
 	char (*ids)[SO_ID_LEN + 1];
 	size_t n;
 	unsigned char *changed;
@@ -502,7 +524,8 @@ op_sweep(so_store_t *s, void *arg)
 		if (so_core_expire(r, now)) {
 			json_t *data = json_pack("{s:s}", "from", so_status_name(before));
 			if ((rc = s->ops->request_update(s, r, r->nreviews)) ||
-			    (rc = so_audit_append(s, "request.expired", r->id, NULL, data, now))) {
+			    (rc = so_audit_append(s, "request.expired", r->id, NULL, data, now)) ||
+			    (rc = so_notify_request(sw->notifier, s, r, "request.expired", now))) {
 				so_request_free(r);
 				return rc;
 			}
@@ -514,7 +537,8 @@ op_sweep(so_store_t *s, void *arg)
 					json_array_append_new(groups, json_string(r->decision.reqs[k].escalate_group));
 			if ((rc = s->ops->request_update(s, r, r->nreviews)) ||
 			    (rc = so_audit_append(s, "request.escalated", r->id, NULL,
-			                          json_pack("{s:o}", "groups", groups), now))) {
+			                          json_pack("{s:o}", "groups", groups), now)) ||
+			    (rc = so_notify_request(sw->notifier, s, r, "request.escalated", now))) {
 				so_request_free(r);
 				return rc;
 			}
@@ -528,7 +552,7 @@ op_sweep(so_store_t *s, void *arg)
 void
 sweep_due(so_server_t *srv)
 {
-	struct sweep sw = {0};
+	struct sweep sw = {.notifier = srv->notifier};
 	so_store_t *s = readers_take(&srv->readers);
 	int rc = s->ops->request_due(s, so_clock_now_ms(), 500, &sw.ids, &sw.n);
 	readers_give(&srv->readers, s);
@@ -544,6 +568,7 @@ sweep_due(so_server_t *srv)
 				waiters_wake(srv->waiters, sw.ids[i]);
 			}
 		}
+		so_notifier_kick(srv->notifier);
 		so_debug("expired %zu requests", sw.n);
 	}
 	free(sw.changed);

@@ -15,6 +15,7 @@
 
 #include "audit/audit.h"
 #include "daemon/config.h"
+#include "notify/notify.h"
 #include "store/writer.h"
 
 typedef struct so_server so_server_t;
@@ -32,8 +33,8 @@ typedef int (*so_policy_loader_fn)(void *ctx, so_policy_t *out, char *err, size_
  * `err`.
  */
 int so_server_start(so_config_t *cfg, so_writer_t *writer, so_audit_key_t *key,
-                    so_policy_loader_fn loader, void *loader_ctx, so_server_t **out, char *err,
-                    size_t errlen);
+                    so_notifier_t *notifier, so_policy_loader_fn loader, void *loader_ctx,
+                    so_server_t **out, char *err, size_t errlen);
 
 /**
  * Load the policy again and put it in force, audited as policy.reloaded with the old and new

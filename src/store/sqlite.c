@@ -23,7 +23,8 @@ enum stmt_id {
 	ST_REQ_DUE, ST_REQ_COUNTS, ST_AUDIT_HEAD, ST_AUDIT_INSERT, ST_AUDIT_LIST, ST_TOKEN_INSERT,
 	ST_TOKEN_LOOKUP, ST_TOKEN_COUNT, ST_CP_INSERT, ST_CP_LATEST, ST_CP_LIST, ST_CP_GET_EXACT,
 	ST_CP_GET_ABOVE, ST_AUDIT_FOR_REQUEST, ST_BASE_GET, ST_BASE_SET, ST_PRUNE_EVENTS,
-	ST_PRUNE_CPS, ST__COUNT
+	ST_PRUNE_CPS, ST_OB_INSERT, ST_OB_DUE, ST_OB_WAITING, ST_OB_SETTLE, ST_CM_INSERT, ST_CM_LIST,
+	ST__COUNT
 };
 
 static const char *const stmt_sql[ST__COUNT] = {
@@ -63,6 +64,19 @@ static const char *const stmt_sql[ST__COUNT] = {
 	                "VALUES (1, ?1, ?2, ?3, ?4, ?5)",
 	[ST_PRUNE_EVENTS] = "DELETE FROM audit_events WHERE seq <= ?1",
 	[ST_PRUNE_CPS] = "DELETE FROM checkpoints WHERE size < ?1",
+	[ST_OB_INSERT] = "INSERT INTO outbox(request_id, channel, kind, target, body, next_at, "
+	                 "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+	[ST_OB_DUE] = "SELECT id, request_id, channel, kind, target, body, attempts, next_at FROM "
+	              "outbox WHERE state = 'pending' AND next_at <= ?1 ORDER BY id LIMIT ?2",
+	[ST_OB_WAITING] = "SELECT 1 FROM outbox WHERE state = 'pending' AND request_id = ?1 AND "
+	                  "channel = ?2 AND id < ?3 LIMIT 1",
+	[ST_OB_SETTLE] = "UPDATE outbox SET state = coalesce(?2, state), attempts = ?3, next_at = ?4, "
+	                 "last_error = ?5, done_at = CASE WHEN ?2 IS NULL THEN NULL ELSE ?6 END "
+	                 "WHERE id = ?1",
+	[ST_CM_INSERT] = "INSERT OR IGNORE INTO chat_messages(request_id, channel, target, ref, "
+	                 "outbox_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_CM_LIST] = "SELECT target, ref FROM chat_messages WHERE request_id = ?1 AND channel = ?2 "
+	               "ORDER BY outbox_id",
 	[ST_CP_INSERT] = "INSERT INTO checkpoints(size, at, key_id, root, signature) "
 	                 "VALUES (?1, ?2, ?3, ?4, ?5)",
 	[ST_CP_LATEST] = "SELECT size, at, key_id, root, signature FROM checkpoints "
@@ -134,6 +148,30 @@ static const char *const migrations[] = {
 	"  frontier TEXT NOT NULL,"
 	"  public_key TEXT NOT NULL,"
 	"  at INTEGER NOT NULL);",
+	/* 6: the durable outbox of notifications and the chat messages they made. */
+	"CREATE TABLE outbox ("
+	"  id INTEGER PRIMARY KEY,"
+	"  request_id TEXT NOT NULL,"
+	"  channel TEXT NOT NULL,"
+	"  kind TEXT NOT NULL,"
+	"  target TEXT NOT NULL,"
+	"  body TEXT NOT NULL,"
+	"  state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'failed')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_at INTEGER NOT NULL,"
+	"  last_error TEXT,"
+	"  created_at INTEGER NOT NULL,"
+	"  done_at INTEGER);"
+	"CREATE INDEX outbox_due ON outbox(state, next_at);"
+	"CREATE INDEX outbox_request ON outbox(request_id, channel, state);"
+	"CREATE TABLE chat_messages ("
+	"  request_id TEXT NOT NULL,"
+	"  channel TEXT NOT NULL,"
+	"  target TEXT NOT NULL,"
+	"  ref TEXT NOT NULL,"
+	"  outbox_id INTEGER NOT NULL UNIQUE,"
+	"  PRIMARY KEY (channel, target, ref));"
+	"CREATE INDEX chat_messages_request ON chat_messages(request_id, channel);",
 };
 
 typedef struct sqlite_store {
@@ -768,6 +806,160 @@ sq_checkpoint_list(so_store_t *st, int64_t after, size_t max, so_checkpoint_row_
 }
 
 static int
+sq_outbox_insert(so_store_t *st, const so_outbox_row_t *row, int64_t now)
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, ST_OB_INSERT);
+	if (!p)
+		return SO_ESTORE;
+	sqlite3_bind_text(p, 1, row->request_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(p, 2, row->channel, -1, SQLITE_STATIC);
+	sqlite3_bind_text(p, 3, row->kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(p, 4, row->target, -1, SQLITE_STATIC);
+	sqlite3_bind_text(p, 5, row->body ? row->body : "{}", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(p, 6, row->next_at ? row->next_at : now);
+	return step_done(s, p);
+}
+
+static char *
+col_dup(sqlite3_stmt *p, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(p, i);
+	return strdup(t ? t : "");
+}
+
+static int
+sq_outbox_due(so_store_t *st, int64_t now, size_t max, so_outbox_row_t **out, size_t *n)
+{
+	sqlite_store_t *s = S(st);
+	*out = NULL;
+	*n = 0;
+	sqlite3_stmt *p = prep(s, ST_OB_DUE);
+	if (!p)
+		return SO_ESTORE;
+	so_outbox_row_t *rows = calloc(max ? max : 1, sizeof(*rows));
+	if (!rows)
+		return SO_ENOMEM;
+	sqlite3_bind_int64(p, 1, now);
+	sqlite3_bind_int64(p, 2, (sqlite3_int64)max);
+	int rc, ret = SO_OK;
+	size_t count = 0;
+	while ((rc = sqlite3_step(p)) == SQLITE_ROW && count < max) {
+		so_outbox_row_t *r = &rows[count++];
+		r->id = sqlite3_column_int64(p, 0);
+		snprintf(r->request_id, sizeof(r->request_id), "%s", (const char *)sqlite3_column_text(p, 1));
+		snprintf(r->channel, sizeof(r->channel), "%s", (const char *)sqlite3_column_text(p, 2));
+		snprintf(r->kind, sizeof(r->kind), "%s", (const char *)sqlite3_column_text(p, 3));
+		r->target = col_dup(p, 4);
+		r->body = col_dup(p, 5);
+		r->attempts = sqlite3_column_int64(p, 6);
+		r->next_at = sqlite3_column_int64(p, 7);
+		if (!r->target || !r->body)
+			ret = SO_ENOMEM;
+	}
+	sqlite3_reset(p);
+	if (!ret && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		ret = SO_ESTORE;
+	if (ret) {
+		so_outbox_rows_free(rows, count);
+		return ret;
+	}
+	*out = rows;
+	*n = count;
+	return SO_OK;
+}
+
+static int
+sq_outbox_waiting(so_store_t *st, const so_outbox_row_t *row, int *waiting)
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, ST_OB_WAITING);
+	if (!p)
+		return SO_ESTORE;
+	sqlite3_bind_text(p, 1, row->request_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(p, 2, row->channel, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(p, 3, row->id);
+	int rc = sqlite3_step(p);
+	*waiting = rc == SQLITE_ROW;
+	sqlite3_reset(p);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? SO_OK : SO_ESTORE;
+}
+
+static int
+sq_outbox_settle(so_store_t *st, int64_t id, const char *state, int64_t attempts,
+                 int64_t next_at, const char *error, int64_t now)
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, ST_OB_SETTLE);
+	if (!p)
+		return SO_ESTORE;
+	sqlite3_bind_int64(p, 1, id);
+	bind_text_or_null(p, 2, state);
+	sqlite3_bind_int64(p, 3, attempts);
+	sqlite3_bind_int64(p, 4, next_at);
+	bind_text_or_null(p, 5, error);
+	sqlite3_bind_int64(p, 6, now);
+	return step_done(s, p);
+}
+
+static int
+sq_chat_message_insert(so_store_t *st, const char *request_id, const char *channel,
+                       const char *target, const char *ref, int64_t outbox_id)
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, ST_CM_INSERT);
+	if (!p)
+		return SO_ESTORE;
+	sqlite3_bind_text(p, 1, request_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(p, 2, channel, -1, SQLITE_STATIC);
+	sqlite3_bind_text(p, 3, target, -1, SQLITE_STATIC);
+	sqlite3_bind_text(p, 4, ref, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(p, 5, outbox_id);
+	return step_done(s, p);
+}
+
+static int
+sq_chat_messages(so_store_t *st, const char *request_id, const char *channel,
+                 so_chat_message_fn fn, void *ctx)
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, ST_CM_LIST);
+	if (!p)
+		return SO_ESTORE;
+	sqlite3_bind_text(p, 1, request_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(p, 2, channel, -1, SQLITE_STATIC);
+	int rc, ret = SO_OK;
+	/* Copy out before calling back: the callback may use this connection. */
+	char **targets = NULL, **refs = NULL;
+	size_t n = 0;
+	while ((rc = sqlite3_step(p)) == SQLITE_ROW && n < 1000) {
+		char **t = realloc(targets, (n + 1) * sizeof(*t));
+		char **r = t ? realloc(refs, (n + 1) * sizeof(*r)) : NULL;
+		if (t)
+			targets = t;
+		if (r)
+			refs = r;
+		if (!t || !r) {
+			ret = SO_ENOMEM;
+			break;
+		}
+		targets[n] = col_dup(p, 0);
+		refs[n] = col_dup(p, 1);
+		n++;
+	}
+	sqlite3_reset(p);
+	for (size_t i = 0; i < n; i++) {
+		if (!ret && targets[i] && refs[i])
+			ret = fn(ctx, targets[i], refs[i]);
+		free(targets[i]);
+		free(refs[i]);
+	}
+	free(targets);
+	free(refs);
+	return ret;
+}
+
+static int
 sq_token_insert(so_store_t *st, const char *sha256_hex, const char *principal, int64_t now)
 {
 	sqlite_store_t *s = S(st);
@@ -958,6 +1150,12 @@ const so_store_ops_t so_store_sqlite_ops = {
 	.checkpoint_latest = sq_checkpoint_latest,
 	.checkpoint_list = sq_checkpoint_list,
 	.checkpoint_get = sq_checkpoint_get,
+	.outbox_insert = sq_outbox_insert,
+	.outbox_due = sq_outbox_due,
+	.outbox_waiting = sq_outbox_waiting,
+	.outbox_settle = sq_outbox_settle,
+	.chat_message_insert = sq_chat_message_insert,
+	.chat_messages = sq_chat_messages,
 	.token_insert = sq_token_insert,
 	.token_lookup = sq_token_lookup,
 	.token_count = sq_token_count,

@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
@@ -31,4 +32,14 @@ so_store_close(so_store_t *s)
 {
 	if (s)
 		s->ops->close(s);
+}
+
+void
+so_outbox_rows_free(so_outbox_row_t *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].target);
+		free(rows[i].body);
+	}
+	free(rows);
 }

@@ -56,6 +56,21 @@ typedef struct so_audit_base {
 	int64_t at;
 } so_audit_base_t;
 
+/** One notification waiting in the outbox (src/notify). Strings owned by the row holder. */
+typedef struct so_outbox_row {
+	int64_t id;
+	char request_id[SO_ID_LEN + 1]; /**< "" when not about a request */
+	char channel[16];               /**< slack | teams | webhook */
+	char kind[16];                  /**< post | update | ephemeral | event */
+	char *target;                   /**< channel id, user, conversation, webhook index */
+	char *body;                     /**< JSON with what the channel needs beyond the request */
+	int64_t attempts;
+	int64_t next_at;                /**< ms */
+} so_outbox_row_t;
+
+/** Called with each chat message sent for a request (channel, target, message reference). */
+typedef int (*so_chat_message_fn)(void *ctx, const char *target, const char *ref);
+
 /** Called for each audit row in order; a non-zero return stops the scan and is returned. */
 typedef int (*so_audit_row_fn)(void *ctx, const so_audit_row_t *row);
 
@@ -120,6 +135,22 @@ typedef struct so_store_ops {
 	/** The checkpoint of exactly `size`, or the first one at or above it with `at_least`. */
 	int (*checkpoint_get)(so_store_t *s, int64_t size, int at_least, so_checkpoint_row_t *cp);
 
+	/** Queue a notification (in the caller's transaction). */
+	int (*outbox_insert)(so_store_t *s, const so_outbox_row_t *row, int64_t now);
+	/** Pending rows due at `now`, oldest first, at most `max`; `*out` malloc'd, each row's
+	 * strings too (so_outbox_rows_free). */
+	int (*outbox_due)(so_store_t *s, int64_t now, size_t max, so_outbox_row_t **out, size_t *n);
+	/** Whether an older row for the same request and channel is still pending. */
+	int (*outbox_waiting)(so_store_t *s, const so_outbox_row_t *row, int *waiting);
+	/** Mark a row done or failed (`state`), or due again at `next_at` (state NULL). */
+	int (*outbox_settle)(so_store_t *s, int64_t id, const char *state, int64_t attempts,
+	                     int64_t next_at, const char *error, int64_t now);
+	/** Remember a chat message sent for a request (so updates can find it). */
+	int (*chat_message_insert)(so_store_t *s, const char *request_id, const char *channel,
+	                           const char *target, const char *ref, int64_t outbox_id);
+	int (*chat_messages)(so_store_t *s, const char *request_id, const char *channel,
+	                     so_chat_message_fn fn, void *ctx);
+
 	int (*token_insert)(so_store_t *s, const char *sha256_hex, const char *principal, int64_t now);
 	/** The principal of a live token; SO_ENOTFOUND when unknown or revoked. */
 	int (*token_lookup)(so_store_t *s, const char *sha256_hex, char *principal, size_t len);
@@ -140,5 +171,7 @@ struct so_store {
  */
 int so_store_open(const char *url, so_store_t **out, char *err, size_t errlen);
 void so_store_close(so_store_t *s);
+/** Free rows returned by outbox_due. */
+void so_outbox_rows_free(so_outbox_row_t *rows, size_t n);
 
 #endif

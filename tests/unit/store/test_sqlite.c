@@ -13,7 +13,7 @@
 #include "store/store.h"
 
 /* The schema version this signoffd writes (src/store/sqlite.c migrations). */
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 #define ZEROS "0000000000000000000000000000000000000000000000000000000000000000"
 
 struct fx {
@@ -494,7 +494,7 @@ test_newer_schema_is_refused(void **state)
 	assert_contains(err, "newer");
 	/* reset so teardown can close a store */
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 5", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 6", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	f->s = open_store(f);
 }

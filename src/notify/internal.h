@@ -1,0 +1,55 @@
+/* Internal to src/notify: the notifier, the channel vtable, and the HTTP helper. */
+#ifndef SO_NOTIFY_INTERNAL_H
+#define SO_NOTIFY_INTERNAL_H
+
+#include <pthread.h>
+
+#include "common/buf.h"
+#include "notify/notify.h"
+
+/** What one delivery attempt came to. */
+typedef struct so_delivery {
+	int ok;                 /**< delivered */
+	int retry;              /**< failed for now; try again later */
+	int64_t retry_after;    /**< seconds the service asked us to wait (429), or 0 */
+	char error[256];
+	char ref[128];          /**< a message reference to remember (Slack ts) */
+	char ref_target[128];   /**< where that message is (Slack channel id) */
+} so_delivery_t;
+
+/** A message sent earlier for the same request (for updates). */
+typedef struct so_message_ref {
+	char *target;
+	char *ref;
+} so_message_ref_t;
+
+typedef struct so_channel_ops {
+	const char *name;
+	/**
+	 * Deliver `row`. `request` is the request as the API shows it now (NULL when the row is not
+	 * about a request); `refs` are the messages already sent for it on this channel.
+	 */
+	void (*deliver)(so_notifier_t *n, const so_outbox_row_t *row, const json_t *request,
+	                const so_message_ref_t *refs, size_t nrefs, so_delivery_t *out);
+} so_channel_ops_t;
+
+extern const so_channel_ops_t so_channel_slack;
+extern const so_channel_ops_t so_channel_webhook;
+
+struct so_notifier {
+	const so_notify_config_t *cfg; /* borrowed from the daemon's configuration */
+	const so_directory_t *dir;
+	so_writer_t *writer;
+	so_store_t *reader;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t kick;
+	int stopping, kicked, started;
+};
+
+/** POST `body` (JSON unless `content_type` says otherwise) and read the answer (bounded). */
+int so_http_post(const char *url, const char *content_type, const char *const *headers,
+                 const char *body, long timeout_ms, long *status, so_buf_t *answer,
+                 int64_t *retry_after, char *err, size_t errlen);
+
+#endif

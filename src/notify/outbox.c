@@ -1,0 +1,394 @@
+/*
+ * The durable outbox: rows queued inside state changes, a worker thread that delivers them,
+ * retries with exponential backoff and jitter, and audits each delivery or final failure.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "audit/audit.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "notify/internal.h"
+
+#define BATCH 32
+#define IDLE_WAIT_MS 1000
+#define BASE_DELAY_MS 500
+
+/* Channels, by the name stored in outbox rows. */
+static const so_channel_ops_t *const channels[] = {
+	&so_channel_slack,
+	&so_channel_webhook,
+	NULL,
+};
+
+static const so_channel_ops_t *
+channel_named(const char *name)
+{
+	for (int i = 0; channels[i]; i++)
+		if (!strcmp(channels[i]->name, name))
+			return channels[i];
+	return NULL;
+}
+
+static void
+free_secret(char **s)
+{
+	if (*s) {
+		sodium_memzero(*s, strlen(*s));
+		free(*s);
+		*s = NULL;
+	}
+}
+
+void
+so_notify_config_free(so_notify_config_t *c)
+{
+	free(c->console_url);
+	free_secret(&c->slack.bot_token);
+	free_secret(&c->slack.signing_secret);
+	free(c->slack.api_url);
+	free(c->slack.channel);
+	free(c->teams.app_id);
+	free_secret(&c->teams.app_password);
+	free(c->teams.tenant);
+	free(c->teams.token_url);
+	free(c->teams.openid_metadata_url);
+	free(c->teams.service_url);
+	free(c->teams.conversation);
+	free_secret(&c->teams.webhook_url);
+	for (size_t i = 0; i < c->nwebhooks; i++) {
+		free(c->webhooks[i].url);
+		free_secret(&c->webhooks[i].secret);
+	}
+	free(c->webhooks);
+	memset(c, 0, sizeof(*c));
+}
+
+const so_notify_config_t *
+so_notifier_config(const so_notifier_t *n)
+{
+	return n->cfg;
+}
+
+/* ---- queueing (inside the caller's transaction) ---- */
+
+static int
+queue(so_store_t *s, const char *request_id, const char *channel, const char *kind,
+      const char *target, json_t *body, int64_t now)
+{
+	so_outbox_row_t row = {0};
+	snprintf(row.request_id, sizeof(row.request_id), "%s", request_id ? request_id : "");
+	snprintf(row.channel, sizeof(row.channel), "%s", channel);
+	snprintf(row.kind, sizeof(row.kind), "%s", kind);
+	row.target = (char *)target;
+	row.body = body ? so_json_canonical_str(body) : NULL;
+	json_decref(body);
+	if (body && !row.body)
+		return SO_ENOMEM;
+	int rc = s->ops->outbox_insert(s, &row, now);
+	free(row.body);
+	return rc;
+}
+
+/* Slack DMs go to eligible humans with a slack_user, never to the requester's side. */
+static int
+queue_slack_dms(so_notifier_t *n, so_store_t *s, const so_request_t *r, int escalated_only,
+                int64_t now)
+{
+	for (size_t i = 0; i < n->dir->n; i++) {
+		const so_principal_t *p = &n->dir->items[i];
+		if (p->kind != SO_KIND_HUMAN || !p->slack_user || so_core_is_self(r, p) ||
+		    !so_core_eligible(r, p))
+			continue;
+		if (escalated_only) {
+			/* only those the escalation added */
+			int before = 0;
+			for (size_t k = 0; k < r->decision.nreqs; k++) {
+				const so_requirement_t *q = &r->decision.reqs[k];
+				before |= (q->group && so_principal_in_group(p, q->group));
+				if (q->principals)
+					for (char **pp = q->principals; *pp; pp++)
+						before |= !strcmp(*pp, p->id);
+			}
+			if (before)
+				continue;
+		}
+		int rc = queue(s, r->id, "slack", "post", p->slack_user, NULL, now);
+		if (rc)
+			return rc;
+	}
+	return SO_OK;
+}
+
+int
+so_notify_request(so_notifier_t *n, so_store_t *s, const so_request_t *r, const char *event,
+                  int64_t now)
+{
+	int rc = SO_OK;
+	if (!n)
+		return SO_OK;
+	const so_notify_config_t *cfg = n->cfg;
+	int review = r->decision.outcome == SO_OUT_REVIEW;
+	int submitted = !strcmp(event, "request.submitted");
+
+	if (cfg->slack.enabled && review) {
+		if (submitted) {
+			/* The rule's route, or the default channel. */
+			size_t i;
+			json_t *route;
+			int routed = 0;
+			json_array_foreach(r->decision.route, i, route) {
+				const char *ch = json_string_value(json_object_get(route, "slack"));
+				if (ch && !(rc = queue(s, r->id, "slack", "post", ch, NULL, now)))
+					routed = 1;
+				if (rc)
+					return rc;
+			}
+			if (!routed && cfg->slack.channel &&
+			    (rc = queue(s, r->id, "slack", "post", cfg->slack.channel, NULL, now)))
+				return rc;
+			if (cfg->slack.dm_reviewers && (rc = queue_slack_dms(n, s, r, 0, now)))
+				return rc;
+		} else {
+			if ((rc = queue(s, r->id, "slack", "update", "*", NULL, now)))
+				return rc;
+			if (!strcmp(event, "request.escalated") && cfg->slack.dm_reviewers &&
+			    (rc = queue_slack_dms(n, s, r, 1, now)))
+				return rc;
+		}
+	}
+	for (size_t i = 0; i < cfg->nwebhooks; i++) {
+		char target[24], at[40];
+		snprintf(target, sizeof(target), "%zu", i);
+		so_clock_format(now, at, sizeof(at));
+		json_t *body = json_pack("{s:s, s:s, s:o}", "type", event, "at", at, "request",
+		                         so_request_to_json(n->dir, r));
+		if ((rc = queue(s, r->id, "webhook", "event", target, body, now)))
+			return rc;
+	}
+	return SO_OK;
+}
+
+int
+so_notify_refusal(so_notifier_t *n, so_store_t *s, const char *channel, const char *where,
+                  const char *user, const char *text, int64_t now)
+{
+	if (!n || strcmp(channel, "slack") || !n->cfg->slack.enabled || !where || !user)
+		return SO_OK;
+	return queue(s, NULL, "slack", "ephemeral", where,
+	             json_pack("{s:s, s:s}", "user", user, "text", text), now);
+}
+
+void
+so_notifier_kick(so_notifier_t *n)
+{
+	if (!n)
+		return;
+	pthread_mutex_lock(&n->lock);
+	n->kicked = 1;
+	pthread_cond_signal(&n->kick);
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* ---- delivering ---- */
+
+struct refs {
+	so_message_ref_t *items;
+	size_t n;
+};
+
+static int
+collect_ref(void *ctx, const char *target, const char *ref)
+{
+	struct refs *r = ctx;
+	so_message_ref_t *grown = realloc(r->items, (r->n + 1) * sizeof(*grown));
+	if (!grown)
+		return SO_ENOMEM;
+	r->items = grown;
+	r->items[r->n].target = strdup(target);
+	r->items[r->n].ref = strdup(ref);
+	r->n++;
+	return SO_OK;
+}
+
+static void
+free_refs(struct refs *r)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		free(r->items[i].target);
+		free(r->items[i].ref);
+	}
+	free(r->items);
+}
+
+struct settle {
+	const so_outbox_row_t *row;
+	const so_delivery_t *d;
+	const char *state;   /* done | failed | NULL (retry) */
+	int64_t next_at;
+};
+
+static int
+op_settle(so_store_t *s, void *arg)
+{
+	struct settle *st = arg;
+	const so_outbox_row_t *row = st->row;
+	int64_t now = so_clock_now_ms();
+	int rc = s->ops->outbox_settle(s, row->id, st->state, row->attempts + 1, st->next_at,
+	                               st->d->ok ? NULL : st->d->error, now);
+	if (!rc && st->d->ok && st->d->ref[0])
+		rc = s->ops->chat_message_insert(s, row->request_id, row->channel, st->d->ref_target,
+		                                 st->d->ref, row->id);
+	if (!rc && st->state) {
+		json_t *data = json_pack("{s:s, s:s, s:s, s:I}", "channel", row->channel, "kind",
+		                         row->kind, "target", row->target, "attempts",
+		                         (json_int_t)(row->attempts + 1));
+		if (!st->d->ok)
+			json_object_set_new(data, "error", json_string(st->d->error));
+		rc = so_audit_append(s, st->d->ok ? "notify.delivered" : "notify.failed",
+		                     row->request_id[0] ? row->request_id : NULL, NULL, data, now);
+	}
+	return rc;
+}
+
+static int64_t
+backoff_ms(const so_notify_config_t *cfg, int64_t attempts, int64_t retry_after)
+{
+	int64_t cap = cfg->max_delay * 1000;
+	int64_t d = BASE_DELAY_MS;
+	for (int64_t i = 0; i < attempts && d < cap; i++)
+		d *= 2;
+	if (d > cap)
+		d = cap;
+	/* jitter: between half and all of it */
+	d = d / 2 + (int64_t)randombytes_uniform((uint32_t)(d / 2 + 1));
+	if (retry_after * 1000 > d)
+		d = retry_after * 1000;
+	return d;
+}
+
+static void
+deliver_one(so_notifier_t *n, const so_outbox_row_t *row)
+{
+	so_delivery_t d = {0};
+	struct refs refs = {0};
+	json_t *view = NULL;
+	const so_channel_ops_t *ch = channel_named(row->channel);
+	int waiting = 0;
+
+	/* Messages about one request go out in order: an update waits for the post. */
+	if (row->request_id[0] &&
+	    (n->reader->ops->outbox_waiting(n->reader, row, &waiting) || waiting))
+		return;
+	if (row->request_id[0]) {
+		so_request_t *r = NULL;
+		if (n->reader->ops->request_get(n->reader, row->request_id, &r) == SO_OK) {
+			view = so_request_to_json(n->dir, r);
+			so_request_free(r);
+		}
+		if (!strcmp(row->kind, "update"))
+			n->reader->ops->chat_messages(n->reader, row->request_id, row->channel, collect_ref,
+			                              &refs);
+	}
+	if (!ch) {
+		snprintf(d.error, sizeof(d.error), "no channel named %s", row->channel);
+	} else if (row->request_id[0] && !view) {
+		snprintf(d.error, sizeof(d.error), "request %s is gone", row->request_id);
+	} else {
+		ch->deliver(n, row, view, refs.items, refs.n, &d);
+	}
+	struct settle st = {.row = row, .d = &d};
+	int64_t now = so_clock_now_ms();
+	if (d.ok) {
+		st.state = "done";
+	} else if (d.retry && row->attempts + 1 < n->cfg->max_attempts) {
+		st.next_at = now + backoff_ms(n->cfg, row->attempts, d.retry_after);
+		so_warn("notify: %s %s to %s failed (%s); trying again", row->channel, row->kind,
+		        row->target, d.error);
+	} else {
+		st.state = "failed";
+		so_error("notify: %s %s to %s failed for good: %s", row->channel, row->kind, row->target,
+		         d.error);
+	}
+	if (so_writer_run(n->writer, op_settle, &st))
+		so_error("notify: could not record the delivery of outbox row %lld",
+		         (long long)row->id);
+	json_decref(view);
+	free_refs(&refs);
+}
+
+static void *
+worker_main(void *arg)
+{
+	so_notifier_t *n = arg;
+	pthread_mutex_lock(&n->lock);
+	while (!n->stopping) {
+		if (!n->kicked) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += IDLE_WAIT_MS / 1000;
+			pthread_cond_timedwait(&n->kick, &n->lock, &ts);
+		}
+		n->kicked = 0;
+		if (n->stopping)
+			break;
+		pthread_mutex_unlock(&n->lock);
+		so_outbox_row_t *rows = NULL;
+		size_t count = 0;
+		if (n->reader->ops->outbox_due(n->reader, so_clock_now_ms(), BATCH, &rows, &count) ==
+		    SO_OK) {
+			for (size_t i = 0; i < count && !n->stopping; i++)
+				deliver_one(n, &rows[i]);
+			so_outbox_rows_free(rows, count);
+			if (count == BATCH)
+				n->kicked = 1; /* more may be due */
+		}
+		pthread_mutex_lock(&n->lock);
+	}
+	pthread_mutex_unlock(&n->lock);
+	return NULL;
+}
+
+so_notifier_t *
+so_notifier_start(const so_notify_config_t *cfg, const so_directory_t *dir,
+                  const char *store_url, so_writer_t *writer, char *err, size_t errlen)
+{
+	so_notifier_t *n = calloc(1, sizeof(*n));
+	if (!n)
+		return NULL;
+	n->cfg = cfg;
+	n->dir = dir;
+	n->writer = writer;
+	pthread_mutex_init(&n->lock, NULL);
+	pthread_cond_init(&n->kick, NULL);
+	n->kicked = 1; /* deliver what a previous run left */
+	if (so_store_open(store_url, &n->reader, err, errlen) ||
+	    pthread_create(&n->thread, NULL, worker_main, n)) {
+		so_notifier_stop(n);
+		return NULL;
+	}
+	n->started = 1;
+	return n;
+}
+
+void
+so_notifier_stop(so_notifier_t *n)
+{
+	if (!n)
+		return;
+	pthread_mutex_lock(&n->lock);
+	n->stopping = 1;
+	pthread_cond_signal(&n->kick);
+	pthread_mutex_unlock(&n->lock);
+	if (n->started)
+		pthread_join(n->thread, NULL);
+	so_store_close(n->reader);
+	pthread_mutex_destroy(&n->lock);
+	pthread_cond_destroy(&n->kick);
+	free(n);
+}

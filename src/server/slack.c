@@ -1,0 +1,180 @@
+/*
+ * POST /v1/integrations/slack/interactions: Slack's button clicks. The request is proven by
+ * its signature (signing secret, timestamp within 5 minutes, never the same signature
+ * twice); the clicker becomes a principal only through a configured slack_user; the review
+ * then goes through exactly the path the API uses, so every invariant holds. Slack gets an
+ * empty 200 at once; refusals are explained with an ephemeral message and audited.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "server/internal.h"
+
+#define REPLAY_SLOTS (sizeof(((struct slack_replays *)0)->slot) / sizeof(((struct slack_replays *)0)->slot[0]))
+#define REPLAY_WINDOW_S 600
+
+static struct slack_replays *
+replays(so_server_t *srv)
+{
+	/* made on first use; the server frees it */
+	static pthread_mutex_t once = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_lock(&once);
+	if (!srv->replays && (srv->replays = calloc(1, sizeof(*srv->replays))))
+		pthread_mutex_init(&srv->replays->lock, NULL);
+	pthread_mutex_unlock(&once);
+	return srv->replays;
+}
+
+/* 1 when `sig` was seen in the last 10 minutes (and remember it either way). */
+static int
+seen_before(so_server_t *srv, const char *sig, int64_t now)
+{
+	struct slack_replays *r = replays(srv);
+	if (!r)
+		return 1; /* cannot tell: refuse */
+	int seen = 0;
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < REPLAY_SLOTS && !seen; i++)
+		seen = r->slot[i].at && now - r->slot[i].at < REPLAY_WINDOW_S &&
+		       !strcmp(r->slot[i].sig, sig);
+	if (!seen) {
+		snprintf(r->slot[r->next].sig, sizeof(r->slot[r->next].sig), "%s", sig);
+		r->slot[r->next].at = now;
+		r->next = (r->next + 1) % REPLAY_SLOTS;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return seen;
+}
+
+static int
+hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	                                       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* The value of `key` in an application/x-www-form-urlencoded body, decoded (malloc'd). */
+static char *
+form_value(const char *body, size_t len, const char *key)
+{
+	size_t klen = strlen(key);
+	const char *p = body, *end = body + len;
+	while (p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *stop = amp ? amp : end;
+		if ((size_t)(stop - p) > klen && !memcmp(p, key, klen) && p[klen] == '=') {
+			const char *v = p + klen + 1;
+			char *out = malloc((size_t)(stop - v) + 1), *o = out;
+			if (!out)
+				return NULL;
+			for (; v < stop; v++) {
+				if (*v == '+') {
+					*o++ = ' ';
+				} else if (*v == '%' && stop - v > 2 && hexval(v[1]) >= 0 && hexval(v[2]) >= 0) {
+					*o++ = (char)(hexval(v[1]) * 16 + hexval(v[2]));
+					v += 2;
+				} else {
+					*o++ = *v;
+				}
+			}
+			*o = '\0';
+			return out;
+		}
+		p = stop + 1;
+	}
+	return NULL;
+}
+
+/* A click by a Slack user no principal claims: audited, explained, refused. */
+static int
+op_refuse_unmapped(so_store_t *s, struct conn *c)
+{
+	static const char reason[] = "your Slack account is not mapped to a signoff reviewer "
+	                             "(slack_user in the configuration)";
+	int64_t now = so_clock_now_ms();
+	int rc = so_audit_append(s, "review.refused", c->id, NULL,
+	                         json_pack("{s:s, s:s, s:s, s:s}", "channel", "slack", "chat_user",
+	                                   c->chat_user, "code", "unknown_chat_user", "reason",
+	                                   reason),
+	                         now);
+	if (!rc)
+		rc = so_notify_refusal(c->srv->notifier, s, "slack", c->chat_where, c->chat_user, reason,
+		                       now);
+	reply_error(c, 403, "unknown_chat_user", "%s", reason);
+	return rc;
+}
+
+void
+h_slack_interactions(struct conn *c, struct MHD_Connection *mc)
+{
+	so_server_t *srv = c->srv;
+	const so_notify_config_t *cfg = srv->notifier ? so_notifier_config(srv->notifier) : NULL;
+	char perr[256];
+	if (!cfg || !cfg->slack.enabled) {
+		reply_error(c, 404, "not_found", "Slack is not configured");
+		return;
+	}
+	const char *ts = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "X-Slack-Request-Timestamp");
+	const char *sig = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "X-Slack-Signature");
+	int64_t now = so_clock_now_ms() / 1000;
+	const char *why = so_slack_verify(cfg->slack.signing_secret, ts, so_buf_cstr(&c->body),
+	                                  c->body.len, sig, now);
+	if (why) {
+		so_warn("slack: refused an interaction: %s", why);
+		reply_error(c, 401, "unauthorized", "Slack signature: %s", why);
+		return;
+	}
+	if (seen_before(srv, sig, now)) {
+		so_warn("slack: refused a replayed interaction");
+		reply_error(c, 401, "unauthorized", "Slack signature: seen before (replay)");
+		return;
+	}
+	/* From here on Slack gets an empty 200 whatever happens; people get ephemeral replies. */
+	c->chat_reply_empty = 1;
+	char *payload = form_value(so_buf_cstr(&c->body), c->body.len, "payload");
+	json_t *p = NULL;
+	if (payload)
+		so_json_parse(payload, strlen(payload), &srv->limits, &p, perr, sizeof(perr));
+	free(payload);
+	json_t *action = json_array_get(json_object_get(p, "actions"), 0);
+	const char *user = json_string_value(json_object_get(json_object_get(p, "user"), "id"));
+	const char *action_id = json_string_value(json_object_get(action, "action_id"));
+	const char *request_id = json_string_value(json_object_get(action, "value"));
+	const char *where = json_string_value(json_object_get(json_object_get(p, "container"),
+	                                                      "channel_id"));
+	if (!where)
+		where = json_string_value(json_object_get(json_object_get(p, "channel"), "id"));
+	if (!p || !user || !action_id || !request_id || strlen(request_id) > SO_ID_LEN ||
+	    (strcmp(action_id, "signoff_approve") && strcmp(action_id, "signoff_deny"))) {
+		json_decref(p);
+		reply_error(c, 400, "bad_request", "not a signoff button click");
+		return;
+	}
+	snprintf(c->chat_user, sizeof(c->chat_user), "%s", user);
+	snprintf(c->chat_where, sizeof(c->chat_where), "%s", where ? where : user);
+	snprintf(c->id, sizeof(c->id), "%s", request_id);
+	c->channel = "slack";
+	/* The clicker is whoever the configuration says this Slack user is: nothing else. */
+	const so_principal_t *who = NULL;
+	for (size_t i = 0; i < srv->cfg->directory.n; i++) {
+		const so_principal_t *q = &srv->cfg->directory.items[i];
+		if (q->slack_user && !strcmp(q->slack_user, user))
+			who = q;
+	}
+	int approve = !strcmp(action_id, "signoff_approve");
+	json_decref(p);
+	if (!who) {
+		so_warn("slack: click by unmapped Slack user %s on %s", c->chat_user, c->id);
+		c->caller = NULL;
+		run_op(c, mc, op_refuse_unmapped);
+		return;
+	}
+	c->caller = who;
+	json_decref(c->in);
+	c->in = json_pack("{s:s, s:s}", "decision", approve ? "approve" : "deny", "comment", "");
+	review_request(c, mc);
+}
