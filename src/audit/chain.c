@@ -64,7 +64,9 @@ int
 so_audit_append(so_store_t *s, const char *type, const char *request_id, const char *actor,
                 json_t *data, int64_t now)
 {
-	char *text = so_json_canonical_str(data ? data : json_object());
+	if (!data)
+		data = json_object();
+	char *text = data ? so_json_canonical_str(data) : NULL;
 	int rc = text ? so_audit_append_text(s, type, request_id, actor, text, now) : SO_ENOMEM;
 	free(text);
 	json_decref(data);
