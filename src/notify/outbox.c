@@ -22,6 +22,7 @@
 /* Channels, by the name stored in outbox rows. */
 static const so_channel_ops_t *const channels[] = {
 	&so_channel_slack,
+	&so_channel_teams,
 	&so_channel_webhook,
 	NULL,
 };
@@ -125,6 +126,34 @@ queue_slack_dms(so_notifier_t *n, so_store_t *s, const so_request_t *r, int esca
 	return SO_OK;
 }
 
+/* Teams: cards to the rule's route or the default conversation (bot), and to the Workflows
+ * webhook (notification only, once); later events refresh the bot's cards. */
+static int
+queue_teams(so_notifier_t *n, so_store_t *s, const so_request_t *r, int submitted, int64_t now)
+{
+	const so_teams_config_t *c = &n->cfg->teams;
+	int rc = SO_OK;
+	if (!submitted)
+		return c->app_id ? queue(s, r->id, "teams", "update", "*", NULL, now) : SO_OK;
+	if (c->app_id) {
+		size_t i;
+		json_t *route;
+		int routed = 0;
+		json_array_foreach(r->decision.route, i, route) {
+			const char *conv = json_string_value(json_object_get(route, "teams"));
+			if (conv && (rc = queue(s, r->id, "teams", "post", conv, NULL, now)))
+				return rc;
+			routed |= conv != NULL;
+		}
+		if (!routed && c->conversation &&
+		    (rc = queue(s, r->id, "teams", "post", c->conversation, NULL, now)))
+			return rc;
+	}
+	if (c->webhook_url)
+		rc = queue(s, r->id, "teams", "card", "webhook", NULL, now);
+	return rc;
+}
+
 int
 so_notify_request(so_notifier_t *n, so_store_t *s, const so_request_t *r, const char *event,
                   int64_t now)
@@ -162,6 +191,8 @@ so_notify_request(so_notifier_t *n, so_store_t *s, const so_request_t *r, const 
 				return rc;
 		}
 	}
+	if (cfg->teams.enabled && review && (rc = queue_teams(n, s, r, submitted, now)))
+		return rc;
 	for (size_t i = 0; i < cfg->nwebhooks; i++) {
 		char target[24], at[40];
 		snprintf(target, sizeof(target), "%zu", i);
@@ -248,6 +279,8 @@ op_settle(so_store_t *s, void *arg)
 		json_t *data = json_pack("{s:s, s:s, s:s, s:I}", "channel", row->channel, "kind",
 		                         row->kind, "target", row->target, "attempts",
 		                         (json_int_t)(row->attempts + 1));
+		if (row->request_id[0])
+			json_object_set_new(data, "request_id", json_string(row->request_id));
 		if (!st->d->ok)
 			json_object_set_new(data, "error", json_string(st->d->error));
 		rc = so_audit_append(s, st->d->ok ? "notify.delivered" : "notify.failed",

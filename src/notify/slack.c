@@ -129,9 +129,12 @@ blocks_for(const so_notify_config_t *cfg, const json_t *req, char *fallback, siz
 	                  str(rule, "reason", ""));
 	json_array_foreach(json_object_get(decision, "requirements"), i, q) {
 		size_t done = json_array_size(json_object_get(q, "approved_by"));
-		so_buf_printf(&b, "\nNeeds %lld of %s%s (approved: %zu)",
+		json_t *esc = json_object_get(q, "escalation");
+		so_buf_printf(&b, "\nNeeds %lld of %s (approved: %zu)",
 		              (long long)json_integer_value(json_object_get(q, "count")),
-		              str(q, "group", "the named people"), "", done);
+		              str(q, "group", "the named people"), done);
+		if (json_is_true(json_object_get(esc, "escalated")))
+			so_buf_printf(&b, " — escalated: %s may approve too", str(esc, "to_group", "?"));
 	}
 	json_t *reasons = json_object_get(json_object_get(req, "anomaly"), "reasons");
 	json_t *why;
