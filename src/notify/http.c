@@ -1,4 +1,4 @@
-/* One bounded HTTP POST with libcurl, for the channels. */
+/* One bounded HTTP call (POST, PUT or GET) with libcurl, for the channels. */
 #include <stdio.h>
 #include <string.h>
 
@@ -35,6 +35,15 @@ so_http_post(const char *url, const char *content_type, const char *const *heade
              const char *body, long timeout_ms, long *status, so_buf_t *answer,
              int64_t *retry_after, char *err, size_t errlen)
 {
+	return so_http_send("POST", url, content_type, headers, body, timeout_ms, status, answer,
+	                    retry_after, err, errlen);
+}
+
+int
+so_http_send(const char *method, const char *url, const char *content_type,
+             const char *const *headers, const char *body, long timeout_ms, long *status,
+             so_buf_t *answer, int64_t *retry_after, char *err, size_t errlen)
+{
 	CURL *c = curl_easy_init();
 	struct curl_slist *list = NULL;
 	char ct[128];
@@ -48,7 +57,8 @@ so_http_post(const char *url, const char *content_type, const char *const *heade
 	}
 	snprintf(ct, sizeof(ct), "Content-Type: %s", content_type ? content_type
 	                                                           : "application/json; charset=utf-8");
-	list = curl_slist_append(list, ct);
+	if (body)
+		list = curl_slist_append(list, ct);
 	list = curl_slist_append(list, "Expect:");
 	for (const char *const *h = headers; h && *h; h++)
 		list = curl_slist_append(list, *h);
@@ -59,8 +69,14 @@ so_http_post(const char *url, const char *content_type, const char *const *heade
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 5000 ? timeout_ms : 5000L);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+		if (strcmp(method, "POST"))
+			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	} else {
+		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	}
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, answer);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);

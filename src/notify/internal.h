@@ -35,6 +35,7 @@ typedef struct so_channel_ops {
 
 extern const so_channel_ops_t so_channel_slack;
 extern const so_channel_ops_t so_channel_webhook;
+extern const so_channel_ops_t so_channel_teams;
 
 struct so_notifier {
 	const so_notify_config_t *cfg; /* borrowed from the daemon's configuration */
@@ -51,5 +52,9 @@ struct so_notifier {
 int so_http_post(const char *url, const char *content_type, const char *const *headers,
                  const char *body, long timeout_ms, long *status, so_buf_t *answer,
                  int64_t *retry_after, char *err, size_t errlen);
+/** The same with another method: "PUT" (with `body`) or "GET" (`body` NULL). */
+int so_http_send(const char *method, const char *url, const char *content_type,
+                 const char *const *headers, const char *body, long timeout_ms, long *status,
+                 so_buf_t *answer, int64_t *retry_after, char *err, size_t errlen);
 
 #endif

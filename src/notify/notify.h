@@ -88,6 +88,16 @@ int so_notify_refusal(so_notifier_t *n, so_store_t *s, const char *channel, cons
 const char *so_slack_verify(const char *secret, const char *timestamp, const char *body,
                             size_t len, const char *signature, int64_t now);
 
+/**
+ * The Adaptive Card for a request as the API shows it (`request`): what Slack's message says,
+ * with Approve / Deny (Action.Execute, verbs signoff_approve / signoff_deny, data
+ * {request_id}) while it is pending when `buttons`, the outcome once decided, a console link
+ * when console_url is set, and `note` (or NULL) on top, e.g. why a click was refused.
+ * New reference.
+ */
+json_t *so_teams_card(const so_notify_config_t *cfg, const json_t *request, int buttons,
+                      const char *note);
+
 /** Wake the worker (after a commit that queued rows). */
 void so_notifier_kick(so_notifier_t *n);
 

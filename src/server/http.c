@@ -192,6 +192,7 @@ static const struct route routes[] = {
 	{"GET", "/v1/requests/*/explain", 1, h_explain},
 	{"POST", "/v1/admin/audit/rotate-key", 1, h_audit_rotate_key},
 	{"POST", "/v1/integrations/slack/interactions", 0, h_slack_interactions},
+	{"POST", "/v1/integrations/teams/messages", 0, h_teams_messages},
 	{"POST", "/v1/admin/policy/reload", 1, h_policy_reload},
 };
 
@@ -260,6 +261,8 @@ send_reply(struct conn *c, struct MHD_Connection *mc)
 		c->status = 200;
 		c->content_type = "text/plain";
 	}
+	if (c->teams_invoke && c->status != 401 && c->status != 413)
+		teams_invoke_reply(c);
 	const char *body = c->resp ? c->resp : "";
 	struct MHD_Response *resp =
 	    MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_FREE);
@@ -569,6 +572,7 @@ so_server_stop(so_server_t *srv)
 		pthread_mutex_destroy(&srv->replays->lock);
 		free(srv->replays);
 	}
+	teams_free(srv);
 	pthread_mutex_destroy(&srv->policy_lock);
 	pthread_mutex_destroy(&srv->reload_lock);
 	pthread_mutex_destroy(&srv->audit_lock);

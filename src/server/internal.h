@@ -129,6 +129,7 @@ struct so_server {
 	int audit_damaged;           /* set at start: changes are refused (fail closed) */
 	so_notifier_t *notifier;     /* borrowed; NULL when nothing is configured */
 	struct slack_replays *replays; /* Slack signatures seen lately (slack.c) */
+	struct so_jwks *teams_keys;    /* Bot Framework signing keys (teams.c), made on first use */
 };
 
 struct slack_replays {
@@ -160,6 +161,7 @@ struct conn {
 	char chat_where[64];     /* for a refused chat click: the channel id ... */
 	char chat_user[64];      /* ... and the chat user to answer privately */
 	int chat_reply_empty;    /* answer 200 with an empty body whatever happened (Slack) */
+	int teams_invoke;        /* answer the Teams invoke with the refreshed card (teams.c) */
 	/* the answer, once known */
 	unsigned status;
 	char *resp; /* malloc'd JSON or text */
@@ -219,6 +221,12 @@ void h_audit_verify(struct conn *c, struct MHD_Connection *mc);
 void h_explain(struct conn *c, struct MHD_Connection *mc);
 void h_audit_rotate_key(struct conn *c, struct MHD_Connection *mc);
 void h_slack_interactions(struct conn *c, struct MHD_Connection *mc);
+void h_teams_messages(struct conn *c, struct MHD_Connection *mc);
+/** For c->teams_invoke: turn the answer (the request, or an error) into the invoke response
+ * carrying the refreshed Adaptive Card, always HTTP 200. */
+void teams_invoke_reply(struct conn *c);
+/** Free what teams.c made for the server (at stop). */
+void teams_free(so_server_t *srv);
 /** Apply a review (decision "approve" or "deny" in c->in) to request c->id through the
  * writer, exactly as the API does; c->caller, c->channel say who and where. */
 void review_request(struct conn *c, struct MHD_Connection *mc);
