@@ -111,18 +111,69 @@ so_merkle_root(const so_hash_t *leaves, uint64_t n, so_hash_t out)
 	so_merkle_frontier_root(&f, out);
 }
 
-static int
-path(const so_hash_t *leaves, uint64_t n, uint64_t m, so_hash_t *proof, int len)
+/*
+ * A tree seen through its leaves [base->size, n) and, for an archived prefix, the frontier
+ * at base->size: any subtree the proofs need is either made of online leaves, or one of the
+ * frontier's perfect subtrees, or split into those at a power of two.
+ */
+struct view {
+	const so_merkle_frontier_t *base; /* NULL: every leaf is online */
+	const so_hash_t *online;          /* leaf base->size is online[0] */
+};
+
+static uint64_t
+base_size(const struct view *v)
 {
-	if (n <= 1)
+	return v->base ? v->base->size : 0;
+}
+
+/* MTH of leaves [lo, hi); -1 when it needs leaves that are archived away. */
+static int
+mth(const struct view *v, uint64_t lo, uint64_t hi, so_hash_t out)
+{
+	uint64_t b = base_size(v);
+	if (lo >= b) {
+		so_merkle_root(v->online + (lo - b), hi - lo, out);
+		return 0;
+	}
+	if (hi <= b) {
+		/* must be one of the frontier's subtrees */
+		uint64_t start = 0;
+		for (int i = 63; i >= 0; i--) {
+			if (!(b & ((uint64_t)1 << i)))
+				continue;
+			uint64_t end = start + ((uint64_t)1 << i);
+			if (start == lo && end == hi) {
+				memcpy(out, v->base->level[i], SO_HASH_LEN);
+				return 0;
+			}
+			start = end;
+		}
+		if (hi - lo < 2)
+			return -1;
+	}
+	so_hash_t l, r;
+	uint64_t k = split_point(hi - lo);
+	if (mth(v, lo, lo + k, l) || mth(v, lo + k, hi, r))
+		return -1;
+	so_merkle_node_hash(l, r, out);
+	return 0;
+}
+
+static int
+path(const struct view *v, uint64_t lo, uint64_t hi, uint64_t m, so_hash_t *proof, int len)
+{
+	if (len < 0 || hi - lo <= 1)
 		return len;
-	uint64_t k = split_point(n);
-	if (m < k) {
-		len = path(leaves, k, m, proof, len);
-		so_merkle_root(leaves + k, n - k, proof[len]);
+	uint64_t k = split_point(hi - lo);
+	if (m < lo + k) {
+		len = path(v, lo, lo + k, m, proof, len);
+		if (len < 0 || mth(v, lo + k, hi, proof[len]))
+			return -1;
 	} else {
-		len = path(leaves + k, n - k, m - k, proof, len);
-		so_merkle_root(leaves, k, proof[len]);
+		len = path(v, lo + k, hi, m, proof, len);
+		if (len < 0 || mth(v, lo, lo + k, proof[len]))
+			return -1;
 	}
 	return len + 1;
 }
@@ -131,9 +182,20 @@ int
 so_merkle_inclusion_proof(const so_hash_t *leaves, uint64_t size, uint64_t index,
                           so_hash_t *proof)
 {
+	struct view v = {NULL, leaves};
 	if (index >= size)
 		return -1;
-	return path(leaves, size, index, proof, 0);
+	return path(&v, 0, size, index, proof, 0);
+}
+
+int
+so_merkle_inclusion_proof_from(const so_merkle_frontier_t *base, const so_hash_t *online,
+                               uint64_t size, uint64_t index, so_hash_t *proof)
+{
+	struct view v = {base, online};
+	if (index >= size || index < base_size(&v) || size < base_size(&v))
+		return -1;
+	return path(&v, 0, size, index, proof, 0);
 }
 
 int
@@ -165,21 +227,25 @@ so_merkle_verify_inclusion(const so_hash_t leaf_hash, uint64_t index, uint64_t s
 }
 
 static int
-subproof(const so_hash_t *leaves, uint64_t m, uint64_t n, int complete, so_hash_t *proof, int len)
+subproof(const struct view *v, uint64_t lo, uint64_t m, uint64_t hi, int complete,
+         so_hash_t *proof, int len)
 {
-	if (m == n) {
+	if (len < 0)
+		return len;
+	if (lo + m == hi) {
 		if (complete)
 			return len;
-		so_merkle_root(leaves, n, proof[len]);
-		return len + 1;
+		return mth(v, lo, hi, proof[len]) ? -1 : len + 1;
 	}
-	uint64_t k = split_point(n);
+	uint64_t n = hi - lo, k = split_point(n);
 	if (m <= k) {
-		len = subproof(leaves, m, k, complete, proof, len);
-		so_merkle_root(leaves + k, n - k, proof[len]);
+		len = subproof(v, lo, m, lo + k, complete, proof, len);
+		if (len < 0 || mth(v, lo + k, hi, proof[len]))
+			return -1;
 	} else {
-		len = subproof(leaves + k, m - k, n - k, 0, proof, len);
-		so_merkle_root(leaves, k, proof[len]);
+		len = subproof(v, lo + k, m - k, hi, 0, proof, len);
+		if (len < 0 || mth(v, lo, lo + k, proof[len]))
+			return -1;
 	}
 	return len + 1;
 }
@@ -188,9 +254,20 @@ int
 so_merkle_consistency_proof(const so_hash_t *leaves, uint64_t old_size, uint64_t size,
                             so_hash_t *proof)
 {
+	struct view v = {NULL, leaves};
 	if (old_size == 0 || old_size > size)
 		return -1;
-	return subproof(leaves, old_size, size, 1, proof, 0);
+	return subproof(&v, 0, old_size, size, 1, proof, 0);
+}
+
+int
+so_merkle_consistency_proof_from(const so_merkle_frontier_t *base, const so_hash_t *online,
+                                 uint64_t old_size, uint64_t size, so_hash_t *proof)
+{
+	struct view v = {base, online};
+	if (old_size == 0 || old_size > size || old_size < base_size(&v))
+		return -1;
+	return subproof(&v, 0, old_size, size, 1, proof, 0);
 }
 
 int

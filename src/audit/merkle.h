@@ -65,6 +65,16 @@ int so_merkle_verify_inclusion(const so_hash_t leaf_hash, uint64_t index, uint64
  */
 int so_merkle_consistency_proof(const so_hash_t *leaves, uint64_t old_size, uint64_t size,
                                 so_hash_t *proof);
+/**
+ * The same proofs once the leaves before base->size were archived: `online` holds the leaf
+ * hashes from base->size on and `base` the frontier there. Proofs about archived leaves, or
+ * from a size below the base, are -1 (they live with the archive).
+ */
+int so_merkle_inclusion_proof_from(const so_merkle_frontier_t *base, const so_hash_t *online,
+                                   uint64_t size, uint64_t index, so_hash_t *proof);
+int so_merkle_consistency_proof_from(const so_merkle_frontier_t *base, const so_hash_t *online,
+                                     uint64_t old_size, uint64_t size, so_hash_t *proof);
+
 /** Check a consistency proof (RFC 9162 §2.1.4.2). Returns 1 when it holds. */
 int so_merkle_verify_consistency(uint64_t old_size, uint64_t size, const so_hash_t old_root,
                                  const so_hash_t root, const so_hash_t *proof, size_t len);

@@ -419,20 +419,35 @@ query_u64(struct MHD_Connection *mc, const char *key, uint64_t *out)
 	return 1;
 }
 
-/* The leaf hashes of the first `size` events, malloc'd into `*out`. */
+/*
+ * The leaf hashes of events base->size + 1 .. size, malloc'd into `*out`; `base` is the
+ * frontier at the start of the online log (size 0 when nothing was archived).
+ */
 static int
-load_leaves(so_store_t *s, uint64_t size, so_hash_t **out)
+load_leaves(so_store_t *s, uint64_t size, so_merkle_frontier_t *base, so_hash_t **out)
 {
-	struct leaves l = {.cap = size};
-	if (size > MAX_PROOF_LEAVES)
+	so_audit_base_t b;
+	so_merkle_frontier_init(base);
+	int rc = s->ops->audit_base_get(s, &b);
+	if (rc == SO_OK) {
+		if (so_merkle_frontier_parse((uint64_t)b.seq, b.frontier, base))
+			return SO_ESTORE;
+	} else if (rc != SO_ENOTFOUND) {
+		return rc;
+	}
+	if (size < base->size)
+		return SO_ENOTFOUND;
+	uint64_t want_total = size - base->size;
+	struct leaves l = {.cap = want_total, .last_seq = (int64_t)base->size};
+	if (want_total > MAX_PROOF_LEAVES)
 		return SO_ETOOLARGE;
-	l.all = malloc((size ? size : 1) * sizeof(so_hash_t));
+	l.all = malloc((want_total ? want_total : 1) * sizeof(so_hash_t));
 	if (!l.all)
 		return SO_ENOMEM;
-	while (l.n < size) {
+	while (l.n < want_total) {
 		uint64_t before = l.n;
-		size_t want = size - l.n < PAGE ? (size_t)(size - l.n) : PAGE;
-		int rc = s->ops->audit_each(s, l.last_seq, want, add_leaf, &l);
+		size_t want = want_total - l.n < PAGE ? (size_t)(want_total - l.n) : PAGE;
+		rc = s->ops->audit_each(s, l.last_seq, want, add_leaf, &l);
 		if (rc || l.n == before) {
 			free(l.all);
 			return rc ? rc : SO_ESTORE;
@@ -515,9 +530,15 @@ h_audit_proof(struct conn *c, struct MHD_Connection *mc)
 			            PRId64 " (yet)", seq, cp.size);
 			goto out;
 		}
-		if ((rc = load_leaves(s, (uint64_t)cp.size, &leaves)))
-			goto store_err;
-		int n = so_merkle_inclusion_proof(leaves, (uint64_t)cp.size, seq - 1, proof);
+		so_merkle_frontier_t base;
+		if ((rc = load_leaves(s, (uint64_t)cp.size, &base, &leaves)))
+			goto proof_err;
+		int n = so_merkle_inclusion_proof_from(&base, leaves, (uint64_t)cp.size, seq - 1, proof);
+		if (n < 0) {
+			reply_error(c, 404, "not_found", "event %" PRIu64 " is archived; its proof is in "
+			            "the archive file", seq);
+			goto out;
+		}
 		struct one_event ev = {0};
 		rc = s->ops->audit_each(s, (int64_t)seq - 1, 1, grab_event, &ev);
 		if (rc < 0 || !ev.event) {
@@ -542,14 +563,29 @@ h_audit_proof(struct conn *c, struct MHD_Connection *mc)
 		}
 		goto store_err;
 	}
-	if ((rc = load_leaves(s, to, &leaves)))
-		goto store_err;
-	int n = so_merkle_consistency_proof(leaves, from, to, proof);
+	so_merkle_frontier_t base;
+	if ((rc = load_leaves(s, to, &base, &leaves)))
+		goto proof_err;
+	int n = so_merkle_consistency_proof_from(&base, leaves, from, to, proof);
+	if (n < 0) {
+		reply_error(c, 404, "not_found", "checkpoint %" PRIu64 " is archived", from);
+		goto out;
+	}
 	reply_json(c, 200, json_pack("{s:I, s:I, s:o, s:o, s:o}", "from", (json_int_t)from, "to",
 	                             (json_int_t)to, "proof", hashes_json(proof, n < 0 ? 0 : n),
 	                             "from_checkpoint", checkpoint_json(&cp_from), "to_checkpoint",
 	                             checkpoint_json(&cp)));
 	goto out;
+proof_err:
+	if (rc == SO_ETOOLARGE) {
+		reply_error(c, 413, "too_large", "a proof over this many events is not served online; "
+		            "verify an export instead");
+		goto out;
+	}
+	if (rc == SO_ENOTFOUND) {
+		reply_error(c, 404, "not_found", "that part of the log is archived");
+		goto out;
+	}
 store_err:
 	reply_store_err(c, rc);
 out:

@@ -135,6 +135,13 @@ def test_old_events_are_archived_and_both_parts_verify(tmp_path):
         rest = cli(url, "audit", "verify", "--file", str(export), "--pubkey-file", str(keyfile))
         assert rest.returncode == 0, rest.stdout + rest.stderr
 
+        # Proofs still work for what is online, and say so for what is archived.
+        new_id = r.json()["id"]
+        prove = cli(url, "audit", "prove", new_id)
+        assert prove.returncode == 0, prove.stdout + prove.stderr
+        gone = api(url, "erin", path="/v1/audit/proof?seq=1")
+        assert gone.status_code == 404 and "archived" in gone.json()["error"]["message"]
+
         # A changed byte in the archive is found.
         lines = archive.read_text().split("\n")
         lines[2] = lines[2].replace('"then"', '"THEN"', 1)
