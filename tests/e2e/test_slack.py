@@ -167,27 +167,49 @@ class Slack:
                            f"{n} chat.postMessage about {rid}")
         return {p.params["channel"]: p for p in self.fake.posts(rid)}
 
-    def wait_updated(self, posts, *words, timeout=20.0):
-        """Wait until every message in posts has an update whose text or blocks contain all
-        words (case-insensitive, any of the alternatives in a tuple); return the last update
-        of each."""
-        def matches(call):
-            blob = (json.dumps(call.params, ensure_ascii=False)).lower()
+    def wait_updated(self, posts, *words, final=False, timeout=20.0):
+        """Wait until every message in posts has an update that says all `words` (a tuple is
+        alternatives; case-insensitive, in its text and blocks); return that update of each.
+
+        For a final outcome (final=True) the update must also have no buttons left; otherwise
+        each word must be news: said more often than in the original message."""
+        def said(call):
+            p = call.params or {}
+            return json.dumps([p.get("text"), p.get("blocks")], ensure_ascii=False).lower()
+
+        def matches(call, post):
+            if final and has_buttons(call):
+                return False
+            now, before = said(call), said(post)
             for w in words:
-                alts = w if isinstance(w, tuple) else (w,)
-                if not any(a.lower() in blob for a in alts):
+                alts = [a.lower() for a in (w if isinstance(w, tuple) else (w,))]
+                if final and not any(a in now for a in alts):
+                    return False
+                if not final and not any(now.count(a) > before.count(a) for a in alts):
                     return False
             return True
 
         def done(calls):
             last = {}
             for ch, p in posts.items():
-                ups = [u for u in self.fake.updates(p, calls) if matches(u)]
+                ups = [u for u in self.fake.updates(p, calls) if matches(u, p)]
                 if not ups:
                     return None
                 last[ch] = ups[-1]
             return last
-        return self.fake.wait_for(done, timeout, f"chat.update of {sorted(posts)} saying {words}")
+        return self.fake.wait_for(
+            done, timeout, f"chat.update of {sorted(posts)} saying {words}"
+            + (" without buttons" if final else ""))
+
+    def final_updates(self, posts, *words, settle=0.5):
+        """A decided request: every message updated to say so without buttons, and no later
+        update brings the pending message back."""
+        got = self.wait_updated(posts, *words, final=True)
+        time.sleep(settle)
+        for ch, p in posts.items():
+            ups = self.fake.updates(p)
+            assert ups[-1] is got[ch], f"{ch}: a later update replaced the outcome: {ups[-1]}"
+        return got
 
     # Inbound ---------------------------------------------------------------------------------
 
@@ -253,7 +275,12 @@ class Slack:
 
     def events(self, type_, rid=None):
         return [e for e in self.auditor.audit_events()
-                if e["type"] == type_ and (rid is None or e["request_id"] == rid)]
+                if e["type"] == type_ and (rid is None or about(e, rid))]
+
+
+def about(ev, rid):
+    """Is audit event ev about request rid (notify.* events name it in data.request_id)?"""
+    return ev.get("request_id") == rid or (ev.get("data") or {}).get("request_id") == rid
 
 
 @pytest.fixture
@@ -465,22 +492,26 @@ def test_slack_approvals_count_with_channel_slack_and_every_message_is_updated(s
     assert [(e["actor"], e["data"]["channel"]) for e in evs] == [("bob", "slack"), ("carol", "slack")]
 
     # Every message (channel and both DMs) shows the outcome and who decided, without buttons.
-    last = slack.wait_updated(posts, "approved", "carol")
+    last = slack.final_updates(posts, "approved", "carol")
     for ch, u in last.items():
         assert u.headers.get("authorization") == f"Bearer {slack.token}"
         assert isinstance(u.params.get("blocks"), list), u.params
-        assert not has_buttons(u), f"the decided message in {ch} still has buttons: {u.params}"
     assert not slack.fake.failed_updates(), slack.fake.failed_updates()
 
     # Each delivery is audited.
     def delivered():
         evs = [e for e in slack.events("notify.delivered", rid) if e["data"].get("channel") == "slack"]
         kinds = {(e["data"].get("kind"), e["data"].get("target")) for e in evs}
-        want = {("post", t) for t in posts} | {("update", t) for t in posts}
-        return evs if want <= kinds else None
+        # An update is addressed to the channel Slack answered the post with (D... for a DM).
+        want_posts = {("post", t) for t in posts}
+        for t, p in posts.items():
+            if not ({("update", t), ("update", p.answer["channel"])} & kinds):
+                return None
+        return evs if want_posts <= kinds else None
     evs = wait_until(delivered, 15, 0.2, "notify.delivered for each post and update")
     for e in evs:
-        assert e["data"].get("request_id") == rid, e
+        assert about(e, rid), e
+        assert e["data"].get("attempts", 1) >= 1
 
 
 def test_deny_in_slack_with_secrets_from_files(slack):
@@ -494,8 +525,7 @@ def test_deny_in_slack_with_secrets_from_files(slack):
     req = bob.show(rid)
     assert [(x["reviewer"], x["decision"], x["channel"]) for x in req["reviews"]] == \
         [("carol", "deny", "slack")]
-    last = slack.wait_updated(posts, "denied", "carol")
-    assert not any(has_buttons(u) for u in last.values())
+    slack.final_updates(posts, "denied", "carol")
     assert slack.token not in d.log_text() and slack.secret not in d.log_text()
 
 
@@ -505,8 +535,7 @@ def test_cancel_updates_every_message(slack):
     rid = bot.submit(intent=INTENT)["id"]
     posts = slack.wait_posts(rid, 3)
     ok(bot.cancel(rid))
-    last = slack.wait_updated(posts, "cancel")
-    assert not any(has_buttons(u) for u in last.values())
+    slack.final_updates(posts, "cancel")
 
 
 def test_expiry_updates_every_message_and_later_clicks_are_refused(slack):
@@ -515,8 +544,7 @@ def test_expiry_updates_every_message_and_later_clicks_are_refused(slack):
     rid = bot.submit(intent=INTENT)["id"]
     posts = slack.wait_posts(rid, 3)
     wait_until(lambda: bot.show(rid)["status"] == "expired", 20, 0.2, "the request to expire")
-    last = slack.wait_updated(posts, "expired")
-    assert not any(has_buttons(u) for u in last.values())
+    slack.final_updates(posts, "expired")
     slack.expect_refused(posts["U0CAROL"], SLACK_IDS["carol"], who="carol")
     assert bot.show(rid)["status"] == "expired"
 
@@ -543,7 +571,7 @@ def test_escalation_updates_the_messages_and_the_escalated_group_can_approve(sla
     assert r.status_code == 200, r.text
     wait_until(lambda: bot.show(rid)["status"] == "approved", 15, 0.1, "carol's approval")
     assert bot.show(rid)["reviews"][0]["channel"] == "slack"
-    slack.wait_updated(posts, "approved", "carol")
+    slack.final_updates(posts, "approved", "carol")
 
 
 # --------------------------------------------------------------------------------------------
@@ -569,10 +597,6 @@ def test_refused_clicks_get_an_ephemeral_explanation_and_change_nothing(slack):
     # An unmapped Slack user, whatever name it claims, is nobody.
     slack.expect_refused(posts2[CHANNEL], NOBODY, username="bob", who=NOBODY)
     slack.expect_refused(posts2[CHANNEL], NOBODY, "signoff_deny", username="carol", who=NOBODY)
-    # A button naming a request that does not exist.
-    slack.expect_refused(posts2[CHANNEL], SLACK_IDS["carol"], value="req_00000000000000000000000000",
-                         who="carol")
-
     for rid in (rid1, rid2):
         req = d.client("carol").show(rid)
         assert req["status"] == "pending" and req["reviews"] == [], req
@@ -580,6 +604,9 @@ def test_refused_clicks_get_an_ephemeral_explanation_and_change_nothing(slack):
     # And an eligible click still works in the same daemon.
     assert slack.click(posts2["U0CAROL"], SLACK_IDS["carol"]).status_code == 200
     wait_until(lambda: d.client("carol").show(rid2)["reviews"], 15, 0.1, "carol's review")
+    # A button naming a request that does not exist is refused the same way.
+    slack.expect_refused(posts2[CHANNEL], SLACK_IDS["carol"], value="req_00000000000000000000000000",
+                         who="carol")
 
 
 def test_two_clicks_by_one_person_count_once(slack):
@@ -672,7 +699,7 @@ def test_slack_down_then_kill9_and_restart_delivers_everything_once(slack):
     posts = {n: slack.wait_posts(rid, 3) for n, rid in ids.items()}
     outcome = {"B": ("approved",), "C": ("denied",), "D": ("cancel",)}
     for n, words in outcome.items():
-        slack.wait_updated(posts[n], *words)
+        slack.wait_updated(posts[n], *words, final=True)
     time.sleep(2.0)  # anything duplicated would have come by now
 
     calls = slack.fake.snapshot()
@@ -715,7 +742,7 @@ def test_slack_answering_500_does_not_slow_the_api_and_is_retried_with_backoff(s
     slack.fake.heal()
     for rid in rids:
         slack.wait_posts(rid, 1)
-    slack.wait_updated({CHANNEL: slack.fake.posts(rids[0])[0]}, "approved", "bob")
+    slack.wait_updated({CHANNEL: slack.fake.posts(rids[0])[0]}, "approved", "bob", final=True)
     time.sleep(1.0)
     for rid in rids:
         _one_post_per_target(slack.fake, rid, [CHANNEL])
@@ -747,7 +774,7 @@ def test_slack_gives_up_after_max_attempts_audits_it_and_keeps_working(slack):
     assert len(evs) == 1, evs
     data = evs[0]["data"]
     assert data.get("channel") == "slack" and data.get("kind") == "post", data
-    assert data.get("target") == CHANNEL and data.get("request_id") == rid, data
+    assert data.get("target") == CHANNEL and about(evs[0], rid), evs[0]
     time.sleep(2.5)
     tries = slack.fake.attempts("chat.postMessage", rid)
     assert len(tries) == 3, f"max_attempts 3, but {len(tries)} attempts: {tries}"
@@ -757,3 +784,33 @@ def test_slack_gives_up_after_max_attempts_audits_it_and_keeps_working(slack):
     slack.fake.heal()
     rid2 = bot.submit(intent=INTENT)["id"]
     slack.wait_posts(rid2, 1)
+
+
+def test_slack_ok_false_is_not_a_delivery(slack):
+    # Slack reports most failures as HTTP 200 with ok: false.
+    slack.fake.fail_always(200, body={"ok": False, "error": "channel_not_found"})
+    d = slack.start(slack={"dm_reviewers": False},
+                    notify={"max_attempts": 3, "max_delay": "1s"})
+    rid = d.client("deploy-bot").submit(intent=INTENT)["id"]
+    evs = wait_until(lambda: slack.events("notify.failed", rid) or None, 25, 0.2,
+                     "notify.failed for a post Slack answered ok: false")
+    assert "channel_not_found" in json.dumps(evs[0]["data"]), evs[0]
+    time.sleep(1.5)
+    assert 1 <= len(slack.fake.attempts("chat.postMessage", rid)) <= 3
+    assert not slack.events("notify.delivered", rid), "ok: false was audited as delivered"
+
+
+@pytest.mark.xfail(reason="at-least-once: a post in flight when signoffd is killed is sent "
+                          "again after the restart (Slack's chat.postMessage has no "
+                          "idempotency key); reported, not yet solved", strict=False)
+def test_kill9_during_an_inflight_post_does_not_post_twice(slack):
+    d = slack.start(slack={"dm_reviewers": False}, notify={"max_delay": "1s"})
+    slack.fake.delay = 1.5  # Slack is slow: the post is received, its answer held
+    rid = d.client("deploy-bot").submit(intent=INTENT)["id"]
+    slack.fake.wait_for(lambda calls: True, 1)
+    time.sleep(0.7)
+    d.restart()
+    slack.fake.delay = 0
+    slack.wait_posts(rid, 1)
+    time.sleep(2.5)
+    _one_post_per_target(slack.fake, rid, [CHANNEL])
