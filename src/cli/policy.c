@@ -356,7 +356,7 @@ cli_policy(struct cli *cli, int argc, char **argv)
 	if ((is_check && (nargs != 2 || cases)) ||
 	    (is_test && ((cases && nargs != 2) || (!cases && nargs != 3))))
 		return policy_help(stderr);
-	if (so_config_load_file(file, &cfg, err, sizeof(err))) {
+	if (so_config_load_policy_file(file, &cfg, err, sizeof(err))) {
 		fprintf(stderr, "signoff policy: %s\n", err);
 		return 1;
 	}

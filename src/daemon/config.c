@@ -152,6 +152,19 @@ parse_principals(const so_yaml_node_t *n, void *target, char *err, size_t errlen
 				return SO_ECONFIG;
 			}
 		}
+		for (size_t j = 0; j < i; j++) {
+			const so_principal_t *o = &cfg->directory.items[j];
+			const char *dup = p->slack_user && o->slack_user && !strcmp(p->slack_user, o->slack_user)
+			                      ? "slack_user"
+			                  : p->teams_user && o->teams_user && !strcmp(p->teams_user, o->teams_user)
+			                      ? "teams_user"
+			                      : NULL;
+			if (dup) {
+				snprintf(err, errlen, "line %d: principals '%s' and '%s' share a %s",
+				         n->items[i]->line, o->id, p->id, dup);
+				return SO_ECONFIG;
+			}
+		}
 		for (size_t j = 0; p->token_sha256 && j < i; j++) {
 			const char *other = cfg->directory.items[j].token_sha256;
 			if (other && !strcmp(other, p->token_sha256)) {
@@ -306,10 +319,10 @@ check(so_config_t *cfg, const char *name, char *err, size_t errlen)
 }
 
 static int
-load_text(const char *text, size_t len, const char *name, so_config_t *cfg, char *err,
-          size_t errlen)
+load_text(const char *text, size_t len, const char *name, so_config_t *cfg, int offline,
+          char *err, size_t errlen)
 {
-	struct so_config_loading ld = {.file = name};
+	struct so_config_loading ld = {.file = name, .offline = offline};
 	so_yaml_node_t *root = NULL;
 	char msg[512];
 	int rc;
@@ -349,11 +362,26 @@ int
 so_config_load_text(const char *text, const char *name, so_config_t *cfg, char *err,
                     size_t errlen)
 {
-	return load_text(text, strlen(text), name, cfg, err, errlen);
+	return load_text(text, strlen(text), name, cfg, 0, err, errlen);
 }
+
+static int
+load_file(const char *path, so_config_t *cfg, int offline, char *err, size_t errlen);
 
 int
 so_config_load_file(const char *path, so_config_t *cfg, char *err, size_t errlen)
+{
+	return load_file(path, cfg, 0, err, errlen);
+}
+
+int
+so_config_load_policy_file(const char *path, so_config_t *cfg, char *err, size_t errlen)
+{
+	return load_file(path, cfg, 1, err, errlen);
+}
+
+static int
+load_file(const char *path, so_config_t *cfg, int offline, char *err, size_t errlen)
 {
 	so_buf_t text;
 	char chunk[8192];
@@ -376,7 +404,7 @@ so_config_load_file(const char *path, so_config_t *cfg, char *err, size_t errlen
 	else if (rc)
 		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
 	else
-		rc = load_text(so_buf_cstr(&text), text.len, path, cfg, err, errlen);
+		rc = load_text(so_buf_cstr(&text), text.len, path, cfg, offline, err, errlen);
 	so_buf_free(&text);
 	return rc;
 }

@@ -37,6 +37,11 @@ typedef struct so_config {
 
 /** Load and check a configuration file. On failure `err` says "FILE:LINE: what". */
 int so_config_load_file(const char *path, so_config_t *cfg, char *err, size_t errlen);
+/**
+ * The same for offline policy work (`signoff policy check/test`): everything is checked but
+ * integration secrets are not read, and notifications stay off.
+ */
+int so_config_load_policy_file(const char *path, so_config_t *cfg, char *err, size_t errlen);
 /** Load from YAML text (`name` is used in messages). */
 int so_config_load_text(const char *text, const char *name, so_config_t *cfg, char *err,
                         size_t errlen);

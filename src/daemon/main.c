@@ -54,7 +54,8 @@ usage(FILE *out)
 	        "  -h, --help          this help\n"
 	        "  -V, --version       print the version\n"
 	        "\n"
-	        "Stops cleanly on SIGTERM or SIGINT. See signoffd(8).\n");
+	        "Stops cleanly on SIGTERM or SIGINT; SIGHUP loads the policy again.\n"
+	        "See signoffd(8).\n");
 }
 
 static struct {
@@ -238,7 +239,13 @@ main(int argc, char **argv)
 		so_error("%s", err);
 		goto out;
 	}
-	/* Nothing is appended to a log found damaged: the verifier must see it as it was left. */
+	/* Nothing is appended to a log found damaged: the verifier must see it as it was left
+	 * (not even a delivery record, so the notifier stops too). */
+	if (so_server_audit_damaged(server) && notifier) {
+		so_server_detach_notifier(server);
+		so_notifier_stop(notifier);
+		notifier = NULL;
+	}
 	if (!so_server_audit_damaged(server)) {
 		struct started st = {&cfg, policy_version};
 		if (so_writer_run(app.writer, op_started, &st)) {

@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "daemon/config.h"
 #include "daemon/notify_config.h"
+#include "daemon/policy_config.h"
 
 #define MAX_SECRET 4096
 #define MAX_WEBHOOKS 32
@@ -118,6 +119,15 @@ so_notify_cfg_slack(const so_yaml_node_t *n, void *target, char *err, size_t err
 	};
 	c->dm_reviewers = 0;
 	int rc = text_map(n, "slack", slots, &c->dm_reviewers, "dm_reviewers", err, errlen);
+	int offline = ((so_config_t *)target)->loading && ((so_config_t *)target)->loading->offline;
+	if (!rc && offline) {
+		/* `signoff policy check/test`: the policy needs no chat secrets */
+		free(token_file);
+		free(token_env);
+		free(secret_file);
+		free(secret_env);
+		return SO_OK;
+	}
 	if (!rc && (rc = load_secret("bot_token", token_file, token_env, &c->bot_token, msg,
 	                             sizeof(msg))) == SO_OK)
 		rc = load_secret("signing_secret", secret_file, secret_env, &c->signing_secret, msg,
@@ -148,6 +158,13 @@ so_notify_cfg_teams(const so_yaml_node_t *n, void *target, char *err, size_t err
 		{"webhook_url_env", &hook_env}, {NULL, NULL},
 	};
 	int rc = text_map(n, "teams", slots, NULL, NULL, err, errlen);
+	if (!rc && ((so_config_t *)target)->loading && ((so_config_t *)target)->loading->offline) {
+		free(pw_file);
+		free(pw_env);
+		free(hook_file);
+		free(hook_env);
+		return SO_OK;
+	}
 	if (!rc && c->app_id)
 		rc = load_secret("app_password", pw_file, pw_env, &c->app_password, msg, sizeof(msg));
 	if (!rc && (hook_file || hook_env))
@@ -194,6 +211,11 @@ so_notify_cfg_webhooks(const so_yaml_node_t *n, void *target, char *err, size_t 
 		};
 		c->nwebhooks = i + 1;
 		int rc = text_map(n->items[i], "webhooks[]", slots, NULL, NULL, err, errlen);
+		if (!rc && ((so_config_t *)target)->loading && ((so_config_t *)target)->loading->offline) {
+			free(file);
+			free(env);
+			continue;
+		}
 		if (!rc && !c->webhooks[i].url) {
 			snprintf(msg, sizeof(msg), "a webhook needs a url");
 			rc = SO_ECONFIG;

@@ -16,6 +16,7 @@ struct so_config_loading {
 	char dir[4096];     /**< its directory, for relative includes */
 	so_buf_t text;      /**< every loaded file's text, for the policy version */
 	int default_line;   /**< where policy.default was set (0: not set) */
+	int offline;        /**< checking the policy only: secrets are not read */
 	int approvers_line;
 };
 

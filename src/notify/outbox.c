@@ -194,12 +194,13 @@ so_notify_request(so_notifier_t *n, so_store_t *s, const so_request_t *r, const 
 	if (cfg->teams.enabled && review && (rc = queue_teams(n, s, r, submitted, now)))
 		return rc;
 	for (size_t i = 0; i < cfg->nwebhooks; i++) {
-		char target[24], at[40];
-		snprintf(target, sizeof(target), "%zu", i);
+		/* The target is the URL itself: a row stays bound to where it was meant to go even
+		 * if the list is edited while it waits. */
+		char at[40];
 		so_clock_format(now, at, sizeof(at));
 		json_t *body = json_pack("{s:s, s:s, s:o}", "type", event, "at", at, "request",
 		                         so_request_to_json(n->dir, r));
-		if ((rc = queue(s, r->id, "webhook", "event", target, body, now)))
+		if ((rc = queue(s, r->id, "webhook", "event", cfg->webhooks[i].url, body, now)))
 			return rc;
 	}
 	return SO_OK;
@@ -305,7 +306,8 @@ backoff_ms(const so_notify_config_t *cfg, int64_t attempts, int64_t retry_after)
 	return d;
 }
 
-static void
+/* Deliver one row; 0 when it had to wait for an older one (nothing was tried). */
+static int
 deliver_one(so_notifier_t *n, const so_outbox_row_t *row)
 {
 	so_delivery_t d = {0};
@@ -317,7 +319,7 @@ deliver_one(so_notifier_t *n, const so_outbox_row_t *row)
 	/* Messages about one request go out in order: an update waits for the post. */
 	if (row->request_id[0] &&
 	    (n->reader->ops->outbox_waiting(n->reader, row, &waiting) || waiting))
-		return;
+		return 0;
 	if (row->request_id[0]) {
 		so_request_t *r = NULL;
 		if (n->reader->ops->request_get(n->reader, row->request_id, &r) == SO_OK) {
@@ -353,6 +355,7 @@ deliver_one(so_notifier_t *n, const so_outbox_row_t *row)
 		         (long long)row->id);
 	json_decref(view);
 	free_refs(&refs);
+	return 1;
 }
 
 static void *
@@ -375,11 +378,12 @@ worker_main(void *arg)
 		size_t count = 0;
 		if (n->reader->ops->outbox_due(n->reader, so_clock_now_ms(), BATCH, &rows, &count) ==
 		    SO_OK) {
+			size_t tried = 0;
 			for (size_t i = 0; i < count && !n->stopping; i++)
-				deliver_one(n, &rows[i]);
+				tried += deliver_one(n, &rows[i]);
 			so_outbox_rows_free(rows, count);
-			if (count == BATCH)
-				n->kicked = 1; /* more may be due */
+			if (count == BATCH && tried)
+				n->kicked = 1; /* more may be due; a batch that all waits must not spin */
 		}
 		pthread_mutex_lock(&n->lock);
 	}

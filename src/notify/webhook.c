@@ -17,13 +17,14 @@ static void
 webhook_deliver(so_notifier_t *n, const so_outbox_row_t *row, const json_t *req,
                 const so_message_ref_t *refs, size_t nrefs, so_delivery_t *d)
 {
-	char *end;
-	long idx = strtol(row->target, &end, 10);
-	if (*end || idx < 0 || (size_t)idx >= n->cfg->nwebhooks) {
+	const so_webhook_config_t *w = NULL;
+	for (size_t i = 0; i < n->cfg->nwebhooks && !w; i++)
+		if (!strcmp(n->cfg->webhooks[i].url, row->target))
+			w = &n->cfg->webhooks[i];
+	if (!w) {
 		snprintf(d->error, sizeof(d->error), "webhook %s is no longer configured", row->target);
 		return;
 	}
-	const so_webhook_config_t *w = &n->cfg->webhooks[idx];
 	/* The body was fixed when the event happened; sign exactly those bytes. */
 	const char *body = row->body;
 	long long t = (long long)time(NULL);

@@ -320,6 +320,10 @@ h_audit_rotate_key(struct conn *c, struct MHD_Connection *mc)
 		            srv->cfg->admin_group);
 		return;
 	}
+	if (srv->audit_damaged) {
+		reply_error(c, 503, "audit_damaged", "the audit log is damaged; the key is not rotated");
+		return;
+	}
 	snprintf(next, sizeof(next), "%s.next", srv->cfg->signing_key_file);
 	pthread_mutex_lock(&srv->audit_lock);
 	unlink(next); /* a leftover from a rotation that never committed */

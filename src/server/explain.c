@@ -153,6 +153,17 @@ tell_event(void *ctx, const so_audit_row_t *row)
 	else if (!strcmp(t, "request.expired"))
 		say(st, "%s: time ran out while it was %s, so it expired; nothing ran.", at,
 		    s_of(data, "from", "?"));
+	else if (!strcmp(t, "notify.delivered"))
+		say(st, "%s: the %s %s reached %s.", at, s_of(data, "channel", "?"),
+		    !strcmp(s_of(data, "kind", ""), "post") ? "message" : s_of(data, "kind", "notice"),
+		    s_of(data, "target", "?"));
+	else if (!strcmp(t, "notify.failed"))
+		say(st, "%s: the %s %s to %s could not be delivered (%s).", at, s_of(data, "channel", "?"),
+		    s_of(data, "kind", "notice"), s_of(data, "target", "?"), s_of(data, "error", "?"));
+	else if (!strcmp(t, "review.refused"))
+		say(st, "%s: a review by %s through %s was refused: %s.", at,
+		    row->actor ? row->actor : s_of(data, "chat_user", "someone"),
+		    s_of(data, "channel", "?"), s_of(data, "reason", "?"));
 	else
 		say(st, "%s: %s (%s).", at, t, actor);
 	json_decref(data);

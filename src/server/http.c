@@ -536,6 +536,12 @@ so_server_audit_damaged(const so_server_t *s)
 }
 
 void
+so_server_detach_notifier(so_server_t *s)
+{
+	s->notifier = NULL;
+}
+
+void
 so_server_stop(so_server_t *srv)
 {
 	if (!srv)

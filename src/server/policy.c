@@ -52,6 +52,11 @@ so_server_reload_policy(so_server_t *srv, const char *actor, char *err, size_t e
 		snprintf(err, errlen, "this signoffd has no configuration file to reload");
 		return SO_EINVAL;
 	}
+	if (srv->audit_damaged) {
+		/* No audit, no change: a reload is recorded in the log, which is damaged. */
+		snprintf(err, errlen, "the audit log is damaged; the policy is not reloaded");
+		return SO_EBUSY;
+	}
 	struct policy_ref *fresh = calloc(1, sizeof(*fresh));
 	if (!fresh)
 		return SO_ENOMEM;
@@ -96,6 +101,10 @@ h_policy_reload(struct conn *c, struct MHD_Connection *mc)
 		return;
 	}
 	int rc = so_server_reload_policy(c->srv, c->caller->id, err, sizeof(err));
+	if (rc == SO_EBUSY && c->srv->audit_damaged) {
+		reply_error(c, 503, "audit_damaged", "%s", err);
+		return;
+	}
 	if (rc == SO_ESTORE || rc == SO_EBUSY) {
 		reply_error(c, 503, "unavailable", "%s", err);
 		return;

@@ -44,6 +44,8 @@ int so_server_start(so_config_t *cfg, so_writer_t *writer, so_audit_key_t *key,
 int so_server_reload_policy(so_server_t *s, const char *actor, char *err, size_t errlen);
 /** Whether the audit log was found damaged at start (then every state change gets 503). */
 int so_server_audit_damaged(const so_server_t *s);
+/** Stop using the notifier (before stopping it), e.g. when the audit log is damaged. */
+void so_server_detach_notifier(so_server_t *s);
 /** The bound port (useful with port 0). */
 uint16_t so_server_port(const so_server_t *s);
 /** Writer observer that feeds the commit-latency metrics (pass to so_writer_start()). */

@@ -68,8 +68,9 @@ static const char *const stmt_sql[ST__COUNT] = {
 	                 "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
 	[ST_OB_DUE] = "SELECT id, request_id, channel, kind, target, body, attempts, next_at FROM "
 	              "outbox WHERE state = 'pending' AND next_at <= ?1 ORDER BY id LIMIT ?2",
+	/* In order per request and channel; webhooks are independent of each other. */
 	[ST_OB_WAITING] = "SELECT 1 FROM outbox WHERE state = 'pending' AND request_id = ?1 AND "
-	                  "channel = ?2 AND id < ?3 LIMIT 1",
+	                  "channel = ?2 AND id < ?3 AND (?2 != 'webhook' OR target = ?4) LIMIT 1",
 	[ST_OB_SETTLE] = "UPDATE outbox SET state = coalesce(?2, state), attempts = ?3, next_at = ?4, "
 	                 "last_error = ?5, done_at = CASE WHEN ?2 IS NULL THEN NULL ELSE ?6 END "
 	                 "WHERE id = ?1",
@@ -879,6 +880,7 @@ sq_outbox_waiting(so_store_t *st, const so_outbox_row_t *row, int *waiting)
 	sqlite3_bind_text(p, 1, row->request_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(p, 2, row->channel, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(p, 3, row->id);
+	sqlite3_bind_text(p, 4, row->target, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(p);
 	*waiting = rc == SQLITE_ROW;
 	sqlite3_reset(p);
