@@ -350,7 +350,17 @@ op_modify(so_store_t *s, struct conn *c)
 	int rc = s->ops->request_get(s, c->id, &r);
 	if (rc == SO_ENOTFOUND) {
 		reply_error(c, 404, "not_found", "no such request");
-		return SO_OK;
+		if (!c->chat_user[0])
+			return SO_OK;
+		/* a chat click on a request that does not exist: audited and explained too */
+		const char *why = "there is no such request (any more)";
+		rc = so_audit_append(s, "review.refused", NULL, c->caller->id,
+		                     json_pack("{s:s, s:s, s:s, s:s, s:s}", "channel", c->channel,
+		                               "chat_user", c->chat_user, "code", "not_found", "reason",
+		                               why, "request", c->id),
+		                     now);
+		return rc ? rc : so_notify_refusal(c->srv->notifier, s, c->channel, c->chat_where,
+		                                   c->chat_user, why, now);
 	}
 	if (rc)
 		return rc;
