@@ -263,7 +263,23 @@ struct settle {
 	const so_delivery_t *d;
 	const char *state;   /* done | failed | NULL (retry) */
 	int64_t next_at;
+	const so_message_ref_t *refs; /* for an update: the messages it reached */
+	size_t nrefs;
 };
+
+static int
+audit_delivery(so_store_t *s, const struct settle *st, const char *target, int64_t now)
+{
+	const so_outbox_row_t *row = st->row;
+	json_t *data = json_pack("{s:s, s:s, s:s, s:I}", "channel", row->channel, "kind", row->kind,
+	                         "target", target, "attempts", (json_int_t)(row->attempts + 1));
+	if (row->request_id[0])
+		json_object_set_new(data, "request_id", json_string(row->request_id));
+	if (!st->d->ok)
+		json_object_set_new(data, "error", json_string(st->d->error));
+	return so_audit_append(s, st->d->ok ? "notify.delivered" : "notify.failed",
+	                       row->request_id[0] ? row->request_id : NULL, NULL, data, now);
+}
 
 static int
 op_settle(so_store_t *s, void *arg)
@@ -277,15 +293,13 @@ op_settle(so_store_t *s, void *arg)
 		rc = s->ops->chat_message_insert(s, row->request_id, row->channel, st->d->ref_target,
 		                                 st->d->ref, row->id);
 	if (!rc && st->state) {
-		json_t *data = json_pack("{s:s, s:s, s:s, s:I}", "channel", row->channel, "kind",
-		                         row->kind, "target", row->target, "attempts",
-		                         (json_int_t)(row->attempts + 1));
-		if (row->request_id[0])
-			json_object_set_new(data, "request_id", json_string(row->request_id));
-		if (!st->d->ok)
-			json_object_set_new(data, "error", json_string(st->d->error));
-		rc = so_audit_append(s, st->d->ok ? "notify.delivered" : "notify.failed",
-		                     row->request_id[0] ? row->request_id : NULL, NULL, data, now);
+		/* One record per message reached: an update names each message it changed. */
+		if (st->d->ok && !strcmp(row->kind, "update") && st->nrefs) {
+			for (size_t i = 0; i < st->nrefs && !rc; i++)
+				rc = audit_delivery(s, st, st->refs[i].target, now);
+		} else {
+			rc = audit_delivery(s, st, row->target, now);
+		}
 	}
 	return rc;
 }
@@ -337,7 +351,7 @@ deliver_one(so_notifier_t *n, const so_outbox_row_t *row)
 	} else {
 		ch->deliver(n, row, view, refs.items, refs.n, &d);
 	}
-	struct settle st = {.row = row, .d = &d};
+	struct settle st = {.row = row, .d = &d, .refs = refs.items, .nrefs = refs.n};
 	int64_t now = so_clock_now_ms();
 	if (d.ok) {
 		st.state = "done";
