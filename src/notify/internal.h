@@ -37,15 +37,28 @@ extern const so_channel_ops_t so_channel_slack;
 extern const so_channel_ops_t so_channel_webhook;
 extern const so_channel_ops_t so_channel_teams;
 
+#define SO_NOTIFY_WORKERS 4
+
+/* One delivery thread. Rows are split between workers by request (or target), so messages
+ * about one request keep their order while slow chat services are called in parallel. */
+struct so_notify_worker {
+	struct so_notifier *n;
+	unsigned index;
+	so_store_t *reader;
+	pthread_t thread;
+	int started;
+	uint64_t seen; /* the last kick it answered */
+};
+
 struct so_notifier {
 	const so_notify_config_t *cfg; /* borrowed from the daemon's configuration */
 	const so_directory_t *dir;
 	so_writer_t *writer;
-	so_store_t *reader;
-	pthread_t thread;
+	struct so_notify_worker workers[SO_NOTIFY_WORKERS];
 	pthread_mutex_t lock;
 	pthread_cond_t kick;
-	int stopping, kicked, started;
+	uint64_t kicks; /* bumped by so_notifier_kick */
+	int stopping;
 };
 
 /** POST `body` (JSON unless `content_type` says otherwise) and read the answer (bounded). */

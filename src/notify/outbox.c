@@ -222,8 +222,8 @@ so_notifier_kick(so_notifier_t *n)
 	if (!n)
 		return;
 	pthread_mutex_lock(&n->lock);
-	n->kicked = 1;
-	pthread_cond_signal(&n->kick);
+	n->kicks++;
+	pthread_cond_broadcast(&n->kick);
 	pthread_mutex_unlock(&n->lock);
 }
 
@@ -322,8 +322,10 @@ backoff_ms(const so_notify_config_t *cfg, int64_t attempts, int64_t retry_after)
 
 /* Deliver one row; 0 when it had to wait for an older one (nothing was tried). */
 static int
-deliver_one(so_notifier_t *n, const so_outbox_row_t *row)
+deliver_one(struct so_notify_worker *w, const so_outbox_row_t *row)
 {
+	so_notifier_t *n = w->n;
+	so_store_t *reader = w->reader;
 	so_delivery_t d = {0};
 	struct refs refs = {0};
 	json_t *view = NULL;
@@ -332,17 +334,16 @@ deliver_one(so_notifier_t *n, const so_outbox_row_t *row)
 
 	/* Messages about one request go out in order: an update waits for the post. */
 	if (row->request_id[0] &&
-	    (n->reader->ops->outbox_waiting(n->reader, row, &waiting) || waiting))
+	    (reader->ops->outbox_waiting(reader, row, &waiting) || waiting))
 		return 0;
 	if (row->request_id[0]) {
 		so_request_t *r = NULL;
-		if (n->reader->ops->request_get(n->reader, row->request_id, &r) == SO_OK) {
+		if (reader->ops->request_get(reader, row->request_id, &r) == SO_OK) {
 			view = so_request_to_json(n->dir, r);
 			so_request_free(r);
 		}
 		if (!strcmp(row->kind, "update"))
-			n->reader->ops->chat_messages(n->reader, row->request_id, row->channel, collect_ref,
-			                              &refs);
+			reader->ops->chat_messages(reader, row->request_id, row->channel, collect_ref, &refs);
 	}
 	if (!ch) {
 		snprintf(d.error, sizeof(d.error), "no channel named %s", row->channel);
@@ -372,32 +373,47 @@ deliver_one(so_notifier_t *n, const so_outbox_row_t *row)
 	return 1;
 }
 
+/* Which worker a row belongs to: by request, so one request's messages stay in order. */
+static unsigned
+partition(const so_outbox_row_t *row)
+{
+	const char *key = row->request_id[0] ? row->request_id : row->target;
+	uint32_t h = 2166136261u;
+	for (const char *p = key; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	return h % SO_NOTIFY_WORKERS;
+}
+
 static void *
 worker_main(void *arg)
 {
-	so_notifier_t *n = arg;
+	struct so_notify_worker *w = arg;
+	so_notifier_t *n = w->n;
+	int again = 1; /* deliver what a previous run left */
 	pthread_mutex_lock(&n->lock);
 	while (!n->stopping) {
-		if (!n->kicked) {
+		if (!again && w->seen == n->kicks) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += IDLE_WAIT_MS / 1000;
 			pthread_cond_timedwait(&n->kick, &n->lock, &ts);
 		}
-		n->kicked = 0;
+		w->seen = n->kicks;
+		again = 0;
 		if (n->stopping)
 			break;
 		pthread_mutex_unlock(&n->lock);
 		so_outbox_row_t *rows = NULL;
 		size_t count = 0;
-		if (n->reader->ops->outbox_due(n->reader, so_clock_now_ms(), BATCH, &rows, &count) ==
-		    SO_OK) {
+		if (w->reader->ops->outbox_due(w->reader, so_clock_now_ms(),
+		                               BATCH * SO_NOTIFY_WORKERS, &rows, &count) == SO_OK) {
 			size_t tried = 0;
 			for (size_t i = 0; i < count && !n->stopping; i++)
-				tried += deliver_one(n, &rows[i]);
+				if (partition(&rows[i]) == w->index)
+					tried += deliver_one(w, &rows[i]);
 			so_outbox_rows_free(rows, count);
-			if (count == BATCH && tried)
-				n->kicked = 1; /* more may be due; a batch that all waits must not spin */
+			/* more may be due; a batch that all waits must not spin */
+			again = count == BATCH * SO_NOTIFY_WORKERS && tried;
 		}
 		pthread_mutex_lock(&n->lock);
 	}
@@ -417,13 +433,17 @@ so_notifier_start(const so_notify_config_t *cfg, const so_directory_t *dir,
 	n->writer = writer;
 	pthread_mutex_init(&n->lock, NULL);
 	pthread_cond_init(&n->kick, NULL);
-	n->kicked = 1; /* deliver what a previous run left */
-	if (so_store_open(store_url, &n->reader, err, errlen) ||
-	    pthread_create(&n->thread, NULL, worker_main, n)) {
-		so_notifier_stop(n);
-		return NULL;
+	for (unsigned i = 0; i < SO_NOTIFY_WORKERS; i++) {
+		struct so_notify_worker *w = &n->workers[i];
+		w->n = n;
+		w->index = i;
+		if (so_store_open(store_url, &w->reader, err, errlen) ||
+		    pthread_create(&w->thread, NULL, worker_main, w)) {
+			so_notifier_stop(n);
+			return NULL;
+		}
+		w->started = 1;
 	}
-	n->started = 1;
 	return n;
 }
 
@@ -434,11 +454,13 @@ so_notifier_stop(so_notifier_t *n)
 		return;
 	pthread_mutex_lock(&n->lock);
 	n->stopping = 1;
-	pthread_cond_signal(&n->kick);
+	pthread_cond_broadcast(&n->kick);
 	pthread_mutex_unlock(&n->lock);
-	if (n->started)
-		pthread_join(n->thread, NULL);
-	so_store_close(n->reader);
+	for (unsigned i = 0; i < SO_NOTIFY_WORKERS; i++) {
+		if (n->workers[i].started)
+			pthread_join(n->workers[i].thread, NULL);
+		so_store_close(n->workers[i].reader);
+	}
 	pthread_mutex_destroy(&n->lock);
 	pthread_cond_destroy(&n->kick);
 	free(n);
