@@ -98,6 +98,10 @@ const char *so_slack_verify(const char *secret, const char *timestamp, const cha
 json_t *so_teams_card(const so_notify_config_t *cfg, const json_t *request, int buttons,
                       const char *note);
 
+/** Queue Slack's deny-reason form for `trigger_id` (a click on "Deny with a reason…"). */
+int so_notify_deny_form(so_notifier_t *n, so_store_t *s, const char *trigger_id,
+                        const char *request_id, int64_t now);
+
 /** Wake the worker (after a commit that queued rows). */
 void so_notifier_kick(so_notifier_t *n);
 

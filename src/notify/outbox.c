@@ -216,6 +216,17 @@ so_notify_refusal(so_notifier_t *n, so_store_t *s, const char *channel, const ch
 	             json_pack("{s:s, s:s}", "user", user, "text", text), now);
 }
 
+int
+so_notify_deny_form(so_notifier_t *n, so_store_t *s, const char *trigger_id,
+                    const char *request_id, int64_t now)
+{
+	if (!n || !n->cfg->slack.enabled)
+		return SO_OK;
+	/* not tied to the request's queue: the form must open within Slack's 3 seconds */
+	return queue(s, NULL, "slack", "modal", trigger_id,
+	             json_pack("{s:s}", "request_id", request_id), now);
+}
+
 void
 so_notifier_kick(so_notifier_t *n)
 {

@@ -166,12 +166,14 @@ blocks_for(const so_notify_config_t *cfg, const json_t *req, char *fallback, siz
 		const char *id = str(req, "id", "");
 		json_array_append_new(
 		    blocks, json_pack("{s:s, s:s, s:[{s:s, s:s, s:{s:s, s:s}, s:s, s:s}, "
-		                      "{s:s, s:s, s:{s:s, s:s}, s:s, s:s}]}",
+		                      "{s:s, s:s, s:{s:s, s:s}, s:s, s:s}, {s:s, s:s, s:{s:s, s:s}, s:s}]}",
 		                      "type", "actions", "block_id", "signoff", "elements", "type", "button",
 		                      "action_id", "signoff_approve", "text", "type", "plain_text", "text",
 		                      "Approve", "style", "primary", "value", id, "type", "button",
 		                      "action_id", "signoff_deny", "text", "type", "plain_text", "text",
-		                      "Deny", "style", "danger", "value", id));
+		                      "Deny", "style", "danger", "value", id, "type", "button",
+		                      "action_id", "signoff_deny_reason", "text", "type", "plain_text",
+		                      "text", "Deny with a reason…", "value", id));
 	}
 	so_buf_reset(&b);
 	so_buf_printf(&b, "request `%s`", str(req, "id", "?"));
@@ -250,6 +252,26 @@ slack_deliver(so_notifier_t *n, const so_outbox_row_t *row, const json_t *req,
 {
 	char fallback[512];
 	json_t *answer = NULL;
+	if (!strcmp(row->kind, "modal")) {
+		/* the deny-reason form, opened on the clicker's screen (trigger ids live 3 seconds) */
+		json_error_t jerr;
+		json_t *b = json_loads(row->body, 0, &jerr);
+		const char *rid = str(b, "request_id", "");
+		json_t *view = json_pack(
+		    "{s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s}, s:{s:s, s:s}, "
+		    "s:[{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s, s:b, s:i}}]}",
+		    "type", "modal", "callback_id", "signoff_deny", "private_metadata", rid, "title", "type",
+		    "plain_text", "text", "Deny request", "submit", "type", "plain_text", "text", "Deny",
+		    "close", "type", "plain_text", "text", "Cancel", "blocks", "type", "input", "block_id",
+		    "reason", "label", "type", "plain_text", "text", "Why?", "element", "type",
+		    "plain_text_input", "action_id", "reason", "multiline", 1, "max_length", 2000);
+		json_t *body = json_pack("{s:s, s:o}", "trigger_id", row->target, "view", view);
+		json_decref(b);
+		if (call(n, "views.open", body, &answer, d) == 0)
+			d->ok = 1;
+		json_decref(answer);
+		return;
+	}
 	if (!strcmp(row->kind, "ephemeral")) {
 		json_error_t jerr;
 		json_t *b = json_loads(row->body, 0, &jerr);

@@ -160,6 +160,7 @@ struct conn {
 	const char *channel;     /* where a review came from: api (default), slack, teams */
 	char chat_where[64];     /* for a refused chat click: the channel id ... */
 	char chat_user[64];      /* ... and the chat user to answer privately */
+	char chat_trigger[128];  /* Slack's trigger_id, to open a form */
 	int chat_reply_empty;    /* answer 200 with an empty body whatever happened (Slack) */
 	int teams_invoke;        /* answer the Teams invoke with the refreshed card (teams.c) */
 	/* the answer, once known */

@@ -108,6 +108,14 @@ op_refuse_unmapped(so_store_t *s, struct conn *c)
 	return rc;
 }
 
+/* "Deny with a reason…": open the form; the deny itself comes with its submission. */
+static int
+op_open_deny_form(so_store_t *s, struct conn *c)
+{
+	reply_json(c, 200, json_object());
+	return so_notify_deny_form(c->srv->notifier, s, c->chat_trigger, c->id, so_clock_now_ms());
+}
+
 void
 h_slack_interactions(struct conn *c, struct MHD_Connection *mc)
 {
@@ -144,12 +152,28 @@ h_slack_interactions(struct conn *c, struct MHD_Connection *mc)
 	const char *user = json_string_value(json_object_get(json_object_get(p, "user"), "id"));
 	const char *action_id = json_string_value(json_object_get(action, "action_id"));
 	const char *request_id = json_string_value(json_object_get(action, "value"));
+	const char *comment = "";
+	json_t *view = json_object_get(p, "view");
+	const char *type = json_string_value(json_object_get(p, "type"));
+	const char *callback = json_string_value(json_object_get(view, "callback_id"));
+	if (type && !strcmp(type, "view_submission") && callback && !strcmp(callback, "signoff_deny")) {
+		/* the deny-reason form was sent: a deny with that comment */
+		action_id = "signoff_deny";
+		request_id = json_string_value(json_object_get(view, "private_metadata"));
+		comment = json_string_value(json_object_get(json_object_get(
+		    json_object_get(json_object_get(json_object_get(view, "state"), "values"), "reason"),
+		    "reason"), "value"));
+		if (!comment)
+			comment = "";
+	}
 	const char *where = json_string_value(json_object_get(json_object_get(p, "container"),
 	                                                      "channel_id"));
 	if (!where)
 		where = json_string_value(json_object_get(json_object_get(p, "channel"), "id"));
 	if (!p || !user || !action_id || !request_id || strlen(request_id) > SO_ID_LEN ||
-	    (strcmp(action_id, "signoff_approve") && strcmp(action_id, "signoff_deny"))) {
+	    strlen(comment) > 4096 ||
+	    (strcmp(action_id, "signoff_approve") && strcmp(action_id, "signoff_deny") &&
+	     strcmp(action_id, "signoff_deny_reason"))) {
 		json_decref(p);
 		reply_error(c, 400, "bad_request", "not a signoff button click");
 		return;
@@ -166,6 +190,11 @@ h_slack_interactions(struct conn *c, struct MHD_Connection *mc)
 			who = q;
 	}
 	int approve = !strcmp(action_id, "signoff_approve");
+	int form = !strcmp(action_id, "signoff_deny_reason");
+	const char *trigger = json_string_value(json_object_get(p, "trigger_id"));
+	snprintf(c->chat_trigger, sizeof(c->chat_trigger), "%s", trigger ? trigger : "");
+	char reason[4097];
+	snprintf(reason, sizeof(reason), "%s", comment);
 	json_decref(p);
 	if (!who) {
 		so_warn("slack: click by unmapped Slack user %s on %s", c->chat_user, c->id);
@@ -174,7 +203,15 @@ h_slack_interactions(struct conn *c, struct MHD_Connection *mc)
 		return;
 	}
 	c->caller = who;
+	if (form) {
+		if (!c->chat_trigger[0]) {
+			reply_error(c, 400, "bad_request", "no trigger_id to open the form with");
+			return;
+		}
+		run_op(c, mc, op_open_deny_form);
+		return;
+	}
 	json_decref(c->in);
-	c->in = json_pack("{s:s, s:s}", "decision", approve ? "approve" : "deny", "comment", "");
+	c->in = json_pack("{s:s, s:s}", "decision", approve ? "approve" : "deny", "comment", reason);
 	review_request(c, mc);
 }
