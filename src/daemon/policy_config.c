@@ -493,18 +493,11 @@ int
 so_policy_cfg_timezone(const so_yaml_node_t *n, void *target, char *err, size_t errlen)
 {
 	so_config_t *cfg = target;
-	int sign, hh, mm, used = 0;
-	char c;
-	if (n->kind == SO_YAML_SCALAR && (!strcmp(n->value, "UTC") || !strcmp(n->value, "Z"))) {
-		cfg->policy.utc_offset_min = 0;
-		return SO_OK;
+	if (n->kind != SO_YAML_SCALAR) {
+		snprintf(err, errlen, "timezone is UTC, an offset like +02:00, or a name like "
+		         "Europe/Berlin");
+		return SO_ECONFIG;
 	}
-	if (n->kind == SO_YAML_SCALAR && sscanf(n->value, "%c%2d:%2d%n", &c, &hh, &mm, &used) == 3 &&
-	    !n->value[used] && (c == '+' || c == '-') && hh <= 14 && mm < 60) {
-		sign = c == '-' ? -1 : 1;
-		cfg->policy.utc_offset_min = sign * (hh * 60 + mm);
-		return SO_OK;
-	}
-	snprintf(err, errlen, "timezone is UTC or an offset like +02:00 or -05:30");
-	return SO_ECONFIG;
+	so_tz_free(&cfg->policy.tz);
+	return so_tz_load(n->value, NULL, &cfg->policy.tz, err, errlen);
 }

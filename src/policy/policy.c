@@ -62,7 +62,8 @@ so_policy_input(const so_policy_t *p, const so_directory_t *dir, const so_reques
 	in->requester = so_directory_find(dir, r->requester);
 	in->owner = r->owner ? so_directory_find(dir, r->owner) : NULL;
 	/* Local time: shift by the zone's offset, then read the civil fields. */
-	int64_t secs = now / 1000 + p->utc_offset_min * 60;
+	int64_t secs = now / 1000;
+	secs += so_tz_offset(&p->tz, secs);
 	int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
 	int64_t sod = secs - days * 86400;
 	in->hour = (int)(sod / 3600);
@@ -338,6 +339,7 @@ so_rule_free(so_rule_t *rule)
 void
 so_policy_free(so_policy_t *p)
 {
+	so_tz_free(&p->tz);
 	for (size_t i = 0; i < p->napprovers; i++)
 		so_approver_spec_free(&p->approvers[i]);
 	free(p->approvers);

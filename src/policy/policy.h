@@ -13,6 +13,7 @@
 #ifndef SO_POLICY_POLICY_H
 #define SO_POLICY_POLICY_H
 
+#include "common/tz.h"
 #include "core/core.h"
 #include "policy/expr.h"
 
@@ -48,7 +49,7 @@ typedef struct so_policy {
 	int64_t ttl;                    /**< seconds a request may stay pending */
 	int64_t grant_ttl;              /**< seconds an approval may wait for its claim */
 	int64_t owner_may_approve;
-	int64_t utc_offset_min;         /**< the zone of time.hour and time.weekday */
+	so_tz_t tz;                     /**< the zone of time.hour and time.weekday */
 	so_rule_t *rules;
 	size_t nrules;
 	char version[72];               /**< "sha256:<hex>" of the loaded text */
