@@ -480,42 +480,24 @@ cli_audit(struct cli *cli, int argc, char **argv)
 	                            "(see --help)");
 }
 
-static int
-explain_help(FILE *f)
-{
-	fputs("usage: signoff explain REQUEST_ID\n\n"
-	      "Tell the whole story of one request in plain language: who asked, for what, why,\n"
-	      "which rules decided, who approved or denied through which channel, what ran and how\n"
-	      "it ended, and the signed checkpoint that covers it.\n\n"
-	      "options:\n" CLI_COMMON_HELP,
-	      f);
-	return f == stdout ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-}
+#define EXPLAIN_USAGE                                                                      \
+	"usage: signoff explain REQUEST_ID\n\n"                                                \
+	"Tell the whole story of one request in plain language: who asked, for what, why,\n"   \
+	"which rules decided, who approved or denied through which channel, what ran and how\n" \
+	"it ended, and the signed checkpoint that covers it.\n"
 
 int
 cli_explain(struct cli *cli, int argc, char **argv)
 {
-	static const struct option options[] = {
-		CLI_COMMON_OPTIONS,
-		{NULL, 0, NULL, 0},
-	};
 	so_client_error_t err;
 	json_t *o = NULL;
 	char path[256];
-	int opt;
-	while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-		switch (cli_option(cli, opt, argv)) {
-		case CLI_OPT_HANDLED:
-			break;
-		case CLI_OPT_HELP:
-			return explain_help(stdout);
-		default:
-			return CLI_EXIT_USAGE;
-		}
-	}
+	int status = cli_common_args(cli, argc, argv, EXPLAIN_USAGE);
+	if (status >= 0)
+		return status;
 	if (argc - optind != 1)
-		return explain_help(stderr);
-	int status = cli_connect(cli, true);
+		return cli_usage_error(cli, "expected one request id");
+	status = cli_connect(cli, true);
 	if (status != CLI_EXIT_OK)
 		return status;
 	snprintf(path, sizeof(path), "/v1/requests/%.64s/explain", argv[optind]);

@@ -63,6 +63,13 @@ enum cli_opt_result { CLI_OPT_HANDLED, CLI_OPT_HELP, CLI_OPT_BAD, CLI_OPT_NOT_CO
 /** Handle a common option or getopt's '?'/':' answer. `argv` is the verb's argv. */
 enum cli_opt_result cli_option(struct cli *cli, int opt, char **argv);
 
+/**
+ * Parse the arguments of a verb that takes only the common options. Returns -1 to go on
+ * (operands start at optind), or the exit status after printing `help` (usage and
+ * description, options appended) or a usage error.
+ */
+int cli_common_args(struct cli *cli, int argc, char **argv, const char *help);
+
 /** Reset getopt before a verb parses its arguments. */
 void cli_getopt_reset(void);
 

@@ -93,28 +93,16 @@ cli_deny(struct cli *cli, int argc, char **argv)
 int
 cli_cancel(struct cli *cli, int argc, char **argv)
 {
-	static const struct option options[] = {
-		CLI_COMMON_OPTIONS,
-		{NULL, 0, NULL, 0},
-	};
 	so_client_error_t err;
 	json_t *request = NULL;
 	const char *id;
-	int opt, rc, status;
+	int rc, status;
 
-	while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-		switch (cli_option(cli, opt, argv)) {
-		case CLI_OPT_HANDLED:
-			break;
-		case CLI_OPT_HELP:
-			printf("usage: signoff cancel ID\n\n"
-			       "Cancel a pending request you made. Nothing it asked for will run.\n\n"
-			       "options:\n" CLI_COMMON_HELP);
-			return CLI_EXIT_OK;
-		default:
-			return CLI_EXIT_USAGE;
-		}
-	}
+	if ((status = cli_common_args(cli, argc, argv,
+	                              "usage: signoff cancel ID\n\n"
+	                              "Cancel a pending request you made. Nothing it asked for will "
+	                              "run.\n")) >= 0)
+		return status;
 	if (argc - optind != 1)
 		return cli_usage_error(cli, "expected one request id");
 	id = argv[optind];

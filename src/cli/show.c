@@ -287,30 +287,18 @@ cli_print_request(const json_t *request)
 int
 cli_show(struct cli *cli, int argc, char **argv)
 {
-	static const struct option options[] = {
-		CLI_COMMON_OPTIONS,
-		{NULL, 0, NULL, 0},
-	};
 	so_client_error_t err;
 	json_t *request = NULL;
 	const char *id;
-	int opt, rc, status;
+	int rc, status;
 
-	while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-		switch (cli_option(cli, opt, argv)) {
-		case CLI_OPT_HANDLED:
-			break;
-		case CLI_OPT_HELP:
-			printf("usage: signoff show ID\n\n"
-			       "Show a request: status, who asked and for whom, the action, the intent and\n"
-			       "context, the policy decision with what it requires and who approved, the\n"
-			       "reviews and the times.\n\n"
-			       "options:\n" CLI_COMMON_HELP);
-			return CLI_EXIT_OK;
-		default:
-			return CLI_EXIT_USAGE;
-		}
-	}
+	if ((status = cli_common_args(
+	         cli, argc, argv,
+	         "usage: signoff show ID\n\n"
+	         "Show a request: status, who asked and for whom, the action, the intent and\n"
+	         "context, the policy decision with what it requires and who approved, the\n"
+	         "reviews and the times.\n")) >= 0)
+		return status;
 	if (argc - optind != 1)
 		return cli_usage_error(cli, "expected one request id");
 	id = argv[optind];

@@ -5,41 +5,23 @@
 
 #include "cli/cli.h"
 
-static int
-token_help(FILE *f)
-{
-	fputs("usage: signoff token issue PRINCIPAL\n\n"
-	      "Mint a new API token for PRINCIPAL (admins only). The token is printed once on\n"
-	      "stdout; the daemon keeps only its SHA-256.\n\n"
-	      "options:\n" CLI_COMMON_HELP,
-	      f);
-	return f == stdout ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-}
+#define TOKEN_USAGE                                                                        \
+	"usage: signoff token issue PRINCIPAL\n\n"                                             \
+	"Mint a new API token for PRINCIPAL (admins only). The token is printed once on\n"     \
+	"stdout; the daemon keeps only its SHA-256.\n"
 
 int
 cli_token(struct cli *cli, int argc, char **argv)
 {
-	static const struct option options[] = {
-		CLI_COMMON_OPTIONS,
-		{NULL, 0, NULL, 0},
-	};
 	so_client_error_t err;
 	json_t *issued = NULL;
 	const char *principal, *token;
-	int opt, rc, status;
+	int rc, status;
 
-	while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-		switch (cli_option(cli, opt, argv)) {
-		case CLI_OPT_HANDLED:
-			break;
-		case CLI_OPT_HELP:
-			return token_help(stdout);
-		default:
-			return CLI_EXIT_USAGE;
-		}
-	}
+	if ((status = cli_common_args(cli, argc, argv, TOKEN_USAGE)) >= 0)
+		return status;
 	if (argc - optind == 0)
-		return token_help(stderr);
+		return cli_usage_error(cli, "expected: token issue PRINCIPAL");
 	if (strcmp(argv[optind], "issue") != 0)
 		return cli_usage_error(cli, "unknown subcommand '%s'", argv[optind]);
 	if (argc - optind != 2)
@@ -75,28 +57,16 @@ cli_token(struct cli *cli, int argc, char **argv)
 int
 cli_whoami(struct cli *cli, int argc, char **argv)
 {
-	static const struct option options[] = {
-		CLI_COMMON_OPTIONS,
-		{NULL, 0, NULL, 0},
-	};
 	so_client_error_t err;
 	json_t *me = NULL, *groups, *g;
 	size_t i;
-	int opt, rc, status;
+	int rc, status;
 
-	while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-		switch (cli_option(cli, opt, argv)) {
-		case CLI_OPT_HANDLED:
-			break;
-		case CLI_OPT_HELP:
-			printf("usage: signoff whoami\n\n"
-			       "Show the principal the token belongs to: id, kind, groups, owner.\n\n"
-			       "options:\n" CLI_COMMON_HELP);
-			return CLI_EXIT_OK;
-		default:
-			return CLI_EXIT_USAGE;
-		}
-	}
+	if ((status = cli_common_args(cli, argc, argv,
+	                              "usage: signoff whoami\n\n"
+	                              "Show the principal the token belongs to: id, kind, groups, "
+	                              "owner.\n")) >= 0)
+		return status;
 	if (argc - optind != 0)
 		return cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
 

@@ -29,6 +29,30 @@ cli_warn(const char *fmt, ...)
 }
 
 int
+cli_common_args(struct cli *cli, int argc, char **argv, const char *help)
+{
+	static const struct option options[] = {
+		CLI_COMMON_OPTIONS,
+		{NULL, 0, NULL, 0},
+	};
+	int opt;
+	while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+		switch (cli_option(cli, opt, argv)) {
+		case CLI_OPT_HANDLED:
+			break;
+		case CLI_OPT_HELP:
+			fputs(help, stdout);
+			fputs("\noptions:\n" CLI_COMMON_HELP, stdout);
+			return CLI_EXIT_OK;
+		case CLI_OPT_NOT_COMMON:
+		case CLI_OPT_BAD:
+			return CLI_EXIT_USAGE;
+		}
+	}
+	return -1;
+}
+
+int
 cli_usage_error(const struct cli *cli, const char *fmt, ...)
 {
 	va_list ap;
