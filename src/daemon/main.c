@@ -37,7 +37,22 @@ static const char demo_config[] =
     "  default: review\n"
     "  approvers: { group: sre, count: 1 }\n"
     "  ttl: 30m\n"
-    "  grant_ttl: 10m\n";
+    "  grant_ttl: 10m\n"
+    "  rules:\n"
+    "    - name: reads-are-free\n"
+    "      when: 'action.kind == \"shell\" && action.command[0] == \"kubectl\" &&\n"
+    "             action.command[1] in [\"get\", \"describe\", \"logs\"]'\n"
+    "      decide: allow\n"
+    "      reason: read-only kubectl\n"
+    "    - name: no-recursive-deletes\n"
+    "      when: 'has(action.command) && action.command.exists(a, a == \"-rf\")'\n"
+    "      decide: deny\n"
+    "      reason: recursive deletes are never run by agents\n"
+    "    - name: production\n"
+    "      when: 'has(action.environment) && action.environment == \"production\"'\n"
+    "      decide: review\n"
+    "      reason: production changes need an SRE\n"
+    "      require: [intent]\n";
 
 static void
 usage(FILE *out)
