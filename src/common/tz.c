@@ -76,6 +76,7 @@ parse_tzif(const unsigned char *d, size_t len, so_tz_t *tz)
 			return -1;
 	}
 	tz->n = timecnt;
+	tz->fixed = tz->before; /* a zone without transitions (Etc/GMT-2) has just this offset */
 	return 0;
 }
 

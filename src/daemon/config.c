@@ -244,7 +244,8 @@ static const so_cfg_key_t config_table[] = {
 	{"policy", "owner_may_approve", SO_CFG_BOOL, OFF(policy.owner_may_approve), "false", 0, 0,
 	 NULL, NULL, NULL, "let an agent's owner approve its requests (counts as one person)"},
 	{"policy", "timezone", SO_CFG_CUSTOM, 0, "UTC", 0, 0, NULL, so_policy_cfg_timezone, NULL,
-	 "zone of time.hour and time.weekday in rules: UTC or an offset like +02:00"},
+	 "zone of time.hour and time.weekday in rules: UTC, an offset like +02:00, or a name "
+	 "like Europe/Berlin"},
 	{"policy", "rules", SO_CFG_CUSTOM, 0, NULL, 0, 0, NULL, so_policy_cfg_rules,
 	 so_policy_cfg_free_rules,
 	 "list of {name, when, decide, reason, approvers, owner_may_approve, ttl, escalate, route, "

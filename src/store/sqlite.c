@@ -66,8 +66,13 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_PRUNE_CPS] = "DELETE FROM checkpoints WHERE size < ?1",
 	[ST_OB_INSERT] = "INSERT INTO outbox(request_id, channel, kind, target, body, next_at, "
 	                 "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+	/* Due rows that no older pending row of the same request (and channel; per URL for
+	 * webhooks) holds back, so rows stuck behind a retry never hide the others. */
 	[ST_OB_DUE] = "SELECT id, request_id, channel, kind, target, body, attempts, next_at FROM "
-	              "outbox WHERE state = 'pending' AND next_at <= ?1 ORDER BY id LIMIT ?2",
+	              "outbox o WHERE state = 'pending' AND next_at <= ?1 AND (request_id = '' OR "
+	              "NOT EXISTS (SELECT 1 FROM outbox b WHERE b.state = 'pending' AND "
+	              "b.request_id = o.request_id AND b.channel = o.channel AND b.id < o.id AND "
+	              "(o.channel != 'webhook' OR b.target = o.target))) ORDER BY id LIMIT ?2",
 	/* In order per request and channel; webhooks are independent of each other. */
 	[ST_OB_WAITING] = "SELECT 1 FROM outbox WHERE state = 'pending' AND request_id = ?1 AND "
 	                  "channel = ?2 AND id < ?3 AND (?2 != 'webhook' OR target = ?4) LIMIT 1",

@@ -48,6 +48,15 @@ test_a_named_zone_follows_summer_time(void **state)
 }
 
 static void
+test_a_zone_without_transitions_keeps_its_offset(void **state)
+{
+	so_tz_t tz;
+	load_ok("Etc/GMT-2", &tz); /* POSIX sign: two hours east */
+	assert_int_equal(so_tz_offset(&tz, JUL_01_2026), 7200);
+	so_tz_free(&tz);
+}
+
+static void
 test_bad_zone_names_are_refused(void **state)
 {
 	static const char *const bad[] = {"Mars/Olympus", "../../etc/passwd", "/etc/localtime",
@@ -67,6 +76,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_utc_and_fixed_offsets),
 		cmocka_unit_test(test_a_named_zone_follows_summer_time),
+		cmocka_unit_test(test_a_zone_without_transitions_keeps_its_offset),
 		cmocka_unit_test(test_bad_zone_names_are_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
