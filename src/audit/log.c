@@ -74,24 +74,6 @@ so_checkpoint_line(const so_checkpoint_t *cp, so_buf_t *b)
 	                     at, cp->key_id, root, sig, cp->size);
 }
 
-static int
-parse_rfc3339_ms(const char *s, int64_t *ms)
-{
-	int y, mo, d, h, mi, sec, frac = 0, used = 0;
-	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%n", &y, &mo, &d, &h, &mi, &sec, &frac, &used) != 7 ||
-	    strcmp(s + used, "Z"))
-		return -1;
-	/* days from civil (proleptic Gregorian), no time zone involved */
-	int64_t yy = y - (mo <= 2);
-	int64_t era = (yy >= 0 ? yy : yy - 399) / 400;
-	int64_t yoe = yy - era * 400;
-	int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	int64_t days = era * 146097 + doe - 719468;
-	*ms = ((days * 86400) + h * 3600 + mi * 60 + sec) * 1000 + frac;
-	return 0;
-}
-
 int
 so_checkpoint_parse(const char *text, size_t len, so_checkpoint_t *cp)
 {
@@ -106,7 +88,7 @@ so_checkpoint_parse(const char *text, size_t len, so_checkpoint_t *cp)
 	memset(cp, 0, sizeof(*cp));
 	if (at && key && root && sig && json_is_integer(size) && json_integer_value(size) > 0 &&
 	    strlen(key) == SO_KEY_ID_LEN && strlen(root) == 64 && strlen(sig) == 128 &&
-	    !parse_rfc3339_ms(at, &cp->at) &&
+	    !so_clock_parse_rfc3339(at, &cp->at) &&
 	    !sodium_hex2bin(cp->root, SO_HASH_LEN, root, 64, NULL, NULL, NULL) &&
 	    !sodium_hex2bin(cp->signature, 64, sig, 128, NULL, NULL, NULL)) {
 		cp->size = (uint64_t)json_integer_value(size);

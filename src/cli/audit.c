@@ -17,6 +17,7 @@
 #include "audit/log.h"
 #include "cli/cli.h"
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/json.h"
 
@@ -26,7 +27,7 @@ static int
 audit_help(FILE *f)
 {
 	fputs("usage: signoff audit verify [--file EXPORT --pubkey HEX|--pubkey-file F]\n"
-	      "       signoff audit export [--format jsonl|csv] [--after SEQ] [-o FILE]\n"
+	      "       signoff audit export [--format jsonl|csv] [--since TIME|--after SEQ] [-o FILE]\n"
 	      "       signoff audit pubkey\n"
 	      "       signoff audit rotate-key\n"
 	      "       signoff audit prove REQUEST_ID\n\n"
@@ -41,6 +42,8 @@ audit_help(FILE *f)
 	      "  --pubkey-file F    read the trusted public key from a file\n"
 	      "  --format F         export format: jsonl (verifiable, default) or csv\n"
 	      "  --after SEQ        export only events after SEQ\n"
+	      "  --since TIME       export only events from TIME on (2026-11-24T00:00:00Z); a\n"
+	      "                     partial export still verifies: its header carries the base\n"
 	      "  -o, --output FILE  write the export to FILE instead of stdout\n" CLI_COMMON_HELP,
 	      f);
 	return f == stdout ? CLI_EXIT_OK : CLI_EXIT_USAGE;
@@ -243,16 +246,20 @@ write_out(const char *data, size_t len, void *ctx)
 }
 
 static int
-export(struct cli *cli, const char *format, const char *after, const char *output)
+export(struct cli *cli, const char *format, const char *after, const char *since,
+       const char *output)
 {
 	char path[256];
 	long seq = 0;
+	int64_t ms;
 	so_client_error_t err;
 	int status;
 	if (format && strcmp(format, "jsonl") && strcmp(format, "csv"))
 		return cli_usage_error(cli, "--format is jsonl or csv");
 	if (after && !cli_parse_long(after, 0, 1L << 62, &seq))
 		return cli_usage_error(cli, "--after takes a sequence number");
+	if (since && so_clock_parse_rfc3339(since, &ms))
+		return cli_usage_error(cli, "--since takes a time like 2026-11-24T00:00:00Z");
 	if ((status = cli_connect(cli, true)) != CLI_EXIT_OK)
 		return status;
 	FILE *f = output ? fopen(output, "w") : stdout;
@@ -260,8 +267,12 @@ export(struct cli *cli, const char *format, const char *after, const char *outpu
 		cli_warn("audit export: cannot write %s: %s", output, strerror(errno));
 		return CLI_EXIT_ERROR;
 	}
-	snprintf(path, sizeof(path), "/v1/audit/export?format=%s&after=%ld", format ? format : "jsonl",
-	         seq);
+	if (since)
+		snprintf(path, sizeof(path), "/v1/audit/export?format=%s&since=%s",
+		         format ? format : "jsonl", since);
+	else
+		snprintf(path, sizeof(path), "/v1/audit/export?format=%s&after=%ld",
+		         format ? format : "jsonl", seq);
 	int rc = so_client_get_stream(cli->client, path, write_out, f, &err);
 	int bad = fflush(f) != 0;
 	if (output)
@@ -424,7 +435,8 @@ prove(struct cli *cli, const char *id)
 int
 cli_audit(struct cli *cli, int argc, char **argv)
 {
-	enum { OPT_FILE = CLI_OPT_FIRST_VERB, OPT_PUBKEY, OPT_PUBKEY_FILE, OPT_FORMAT, OPT_AFTER };
+	enum { OPT_FILE = CLI_OPT_FIRST_VERB, OPT_PUBKEY, OPT_PUBKEY_FILE, OPT_FORMAT, OPT_AFTER,
+	       OPT_SINCE };
 	static const struct option options[] = {
 		CLI_COMMON_OPTIONS,
 		{"file", required_argument, NULL, OPT_FILE},
@@ -432,10 +444,12 @@ cli_audit(struct cli *cli, int argc, char **argv)
 		{"pubkey-file", required_argument, NULL, OPT_PUBKEY_FILE},
 		{"format", required_argument, NULL, OPT_FORMAT},
 		{"after", required_argument, NULL, OPT_AFTER},
+		{"since", required_argument, NULL, OPT_SINCE},
 		{"output", required_argument, NULL, 'o'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *file = NULL, *pubkey_file = NULL, *format = NULL, *after = NULL, *output = NULL;
+	const char *file = NULL, *pubkey_file = NULL, *format = NULL, *after = NULL, *output = NULL,
+	           *since = NULL;
 	const char *pins[MAX_PINNED];
 	int npins = 0;
 	int opt;
@@ -451,6 +465,7 @@ cli_audit(struct cli *cli, int argc, char **argv)
 		case OPT_PUBKEY_FILE: pubkey_file = optarg; continue;
 		case OPT_FORMAT: format = optarg; continue;
 		case OPT_AFTER: after = optarg; continue;
+		case OPT_SINCE: since = optarg; continue;
 		case 'o': output = optarg; continue;
 		}
 		switch (cli_option(cli, opt, argv)) {
@@ -469,7 +484,7 @@ cli_audit(struct cli *cli, int argc, char **argv)
 	if (!strcmp(sub, "verify") && nargs == 0)
 		return verify(cli, file, pins, npins, pubkey_file);
 	if (!strcmp(sub, "export") && nargs == 0)
-		return export(cli, format, after, output);
+		return export(cli, format, after, since, output);
 	if (!strcmp(sub, "pubkey") && nargs == 0)
 		return pubkey(cli);
 	if (!strcmp(sub, "rotate-key") && nargs == 0)

@@ -44,35 +44,6 @@ policy_help(FILE *f)
 	return f == stdout ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 }
 
-/* Parse "YYYY-MM-DDTHH:MM:SS[.mmm]Z" into milliseconds. */
-static int
-parse_time(const char *s, int64_t *ms)
-{
-	struct tm tm = {0};
-	int used = 0, frac = 0;
-	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-	           &tm.tm_min, &tm.tm_sec, &used) != 6)
-		return -1;
-	s += used;
-	if (*s == '.') {
-		int digits = 0;
-		for (s++; *s >= '0' && *s <= '9'; s++, digits++)
-			if (digits < 3)
-				frac = frac * 10 + (*s - '0');
-		while (digits++ < 3)
-			frac *= 10;
-	}
-	if (strcmp(s, "Z"))
-		return -1;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	time_t t = timegm(&tm);
-	if (t == (time_t)-1)
-		return -1;
-	*ms = (int64_t)t * 1000 + frac;
-	return 0;
-}
-
 /* Decide one request object. On success `*out` is the decision as JSON (owned) and `*error`
  * is NULL; when the request is refused, `*error` names the code and `*out` holds the message. */
 static int
@@ -99,7 +70,7 @@ decide(const so_config_t *cfg, const json_t *spec, json_t **out, const char **er
 		return -1;
 	}
 	const char *when = json_string_value(json_object_get(spec, "time"));
-	if (when && parse_time(when, &now)) {
+	if (when && so_clock_parse_rfc3339(when, &now)) {
 		snprintf(msg, msglen, "time '%s' is not RFC 3339 UTC like 2026-11-24T02:10:00Z", when);
 		return -1;
 	}

@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "common/clock.h"
@@ -54,5 +55,37 @@ so_clock_parse_duration(const char *s, int64_t *secs)
 	if (v > INT64_MAX / 1000 / mult)
 		return SO_EINVAL;
 	*secs = (int64_t)(v * mult);
+	return SO_OK;
+}
+
+int
+so_clock_parse_rfc3339(const char *s, int64_t *ms)
+{
+	int y, mo, d, h, mi, sec, used = 0;
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6 ||
+	    mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return SO_EINVAL;
+	s += used;
+	int64_t frac = 0;
+	if (*s == '.') {
+		int digits = 0;
+		for (s++; *s >= '0' && *s <= '9'; s++, digits++)
+			if (digits < 3)
+				frac = frac * 10 + (*s - '0');
+		if (!digits)
+			return SO_EINVAL;
+		for (; digits < 3; digits++)
+			frac *= 10;
+	}
+	if (strcmp(s, "Z"))
+		return SO_EINVAL;
+	/* days from the civil date (proleptic Gregorian), no time zone involved */
+	int64_t yy = y - (mo <= 2);
+	int64_t era = (yy >= 0 ? yy : yy - 399) / 400;
+	int64_t yoe = yy - era * 400;
+	int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	int64_t days = era * 146097 + doe - 719468;
+	*ms = (days * 86400 + h * 3600 + mi * 60 + sec) * 1000 + frac;
 	return SO_OK;
 }

@@ -15,6 +15,11 @@ int64_t so_clock_mono_ms(void);
 /** Format `ms` as "YYYY-MM-DDTHH:MM:SS.mmmZ" into `out` (at least 25 bytes). */
 void so_clock_format(int64_t ms, char *out, size_t outlen);
 /**
+ * Parse "YYYY-MM-DDTHH:MM:SS[.fff]Z" (RFC 3339, UTC) into milliseconds since the epoch.
+ * Returns SO_OK or SO_EINVAL.
+ */
+int so_clock_parse_rfc3339(const char *s, int64_t *ms);
+/**
  * Parse a duration: an integer (seconds) or an integer followed by s, m, h or d.
  * Stores seconds in `*secs`. Returns SO_OK or SO_EINVAL.
  */

@@ -710,6 +710,77 @@ export_free(void *cls)
 	free(x);
 }
 
+/* The base of an export that starts after event `*start` (moved up to the archive's base). */
+static int
+export_base(so_store_t *s, int64_t *start, json_t **out)
+{
+	so_audit_base_t base;
+	int rc = s->ops->audit_base_get(s, &base);
+	if (rc == SO_ENOTFOUND) {
+		base.seq = 0;
+		rc = SO_OK;
+	}
+	if (rc)
+		return rc;
+	if (*start <= base.seq) {
+		*start = base.seq;
+		if (base.seq)
+			*out = json_pack("{s:I, s:s, s:s, s:s}", "seq", (json_int_t)base.seq, "hash",
+			                 base.hash, "frontier", base.frontier, "public_key", base.public_key);
+		return SO_OK;
+	}
+	/* a later start: the frontier there, from the leaves since the base */
+	so_merkle_frontier_t f;
+	so_hash_t *leaves = NULL;
+	if ((rc = load_leaves(s, (uint64_t)*start, &f, &leaves)))
+		return rc == SO_ENOTFOUND ? SO_ESTORE : rc;
+	for (uint64_t i = 0; f.size < (uint64_t)*start; i++)
+		so_merkle_append(&f, leaves[i]);
+	free(leaves);
+	struct one_event ev = {0};
+	rc = s->ops->audit_each(s, *start - 1, 1, grab_event, &ev);
+	json_decref(ev.event);
+	if (rc < 0 || ev.seq != *start)
+		return SO_ESTORE;
+	char text[64 * 65 + 1];
+	so_merkle_frontier_text(&f, text);
+	*out = json_pack("{s:I, s:s, s:s}", "seq", (json_int_t)*start, "hash", ev.hash, "frontier",
+	                 text);
+	return SO_OK;
+}
+
+/* The first event at or after `ms` (events are appended in time order). */
+static int
+seq_at(so_store_t *s, int64_t ms, uint64_t *after)
+{
+	int64_t head = 0;
+	char hash[65];
+	so_audit_base_t base;
+	int rc = s->ops->audit_head(s, &head, hash);
+	if (rc)
+		return rc;
+	int64_t lo = s->ops->audit_base_get(s, &base) == SO_OK ? base.seq : 0, hi = head;
+	/* find the smallest seq in (lo, hi] with at >= ms; answer it minus one */
+	while (lo < hi) {
+		int64_t mid = lo + (hi - lo + 1) / 2;
+		struct one_event ev = {0};
+		rc = s->ops->audit_each(s, mid - 1, 1, grab_event, &ev);
+		int64_t at = 0;
+		if (ev.event &&
+		    so_clock_parse_rfc3339(json_string_value(json_object_get(ev.event, "at")), &at))
+			at = 0;
+		json_decref(ev.event);
+		if (rc < 0)
+			return rc;
+		if (at >= ms)
+			hi = mid - 1;
+		else
+			lo = mid;
+	}
+	*after = (uint64_t)lo;
+	return SO_OK;
+}
+
 /* The export answers from a callback, so it queues its own response. */
 void
 h_audit_export(struct conn *c, struct MHD_Connection *mc)
@@ -726,6 +797,21 @@ h_audit_export(struct conn *c, struct MHD_Connection *mc)
 	if (query_u64(mc, "after", &after) < 0) {
 		reply_error(c, 400, "bad_request", "after must be a sequence number");
 		return;
+	}
+	const char *since = MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "since");
+	if (since) {
+		int64_t ms;
+		if (so_clock_parse_rfc3339(since, &ms)) {
+			reply_error(c, 400, "bad_request", "since is a time like 2026-11-24T00:00:00Z");
+			return;
+		}
+		so_store_t *st = readers_take(&c->srv->readers);
+		int src = seq_at(st, ms, &after);
+		readers_give(&c->srv->readers, st);
+		if (src) {
+			reply_store_err(c, src);
+			return;
+		}
 	}
 	struct export *x = calloc(1, sizeof(*x));
 	if (!x) {
@@ -755,17 +841,17 @@ h_audit_export(struct conn *c, struct MHD_Connection *mc)
 	if (x->csv) {
 		so_buf_adds(&x->out, "seq,at,type,request_id,actor,hash,prev_hash,data\n");
 	} else {
-		/* Where the online log starts when older events were archived. */
-		so_audit_base_t base;
+		/* Where this export starts: after the archived part, or after `after`. A verifier
+		 * starts there from the base written in the header (the event's hash and the Merkle
+		 * frontier at that size); the next checkpoint's signature proves the base. */
 		json_t *b = json_null();
 		s = readers_take(&c->srv->readers);
-		rc = s->ops->audit_base_get(s, &base);
+		rc = export_base(s, &x->seq, &b);
 		readers_give(&c->srv->readers, s);
-		if (rc == SO_OK && (int64_t)after <= base.seq) {
-			if ((int64_t)after < base.seq)
-				x->seq = base.seq;
-			b = json_pack("{s:I, s:s, s:s, s:s}", "seq", (json_int_t)base.seq, "hash", base.hash,
-			              "frontier", base.frontier, "public_key", base.public_key);
+		if (rc) {
+			export_free(x);
+			reply_store_err(c, rc);
+			return;
 		}
 		json_t *h = json_pack("{s:{s:I, s:s, s:s, s:s, s:s, s:I, s:o}}", "export", "after",
 		                      (json_int_t)after, "exported_at", now, "format",
