@@ -78,8 +78,9 @@ op_run_done(void *arg, int rc)
 		atomic_fetch_add(&so_metrics.transitions[c->transition], 1);
 	if (rc == SO_OK && c->decision_usec >= 0)
 		hist_observe(&so_metrics.decision_latency, c->decision_usec);
-	c->state = CONN_READY;
-	/* Once resumed, the connection may finish and free `c` at any moment. */
+	/* The state stays CONN_SUSPENDED: the resumed call answers, and the handler that
+	 * queued the job, if it has not returned yet, still sees it suspended. Once resumed,
+	 * the connection may finish and free `c` at any moment. */
 	so_server_t *srv = c->srv;
 	MHD_resume_connection(c->waiter.mc);
 	atomic_fetch_sub(&srv->inflight, 1);
@@ -263,9 +264,15 @@ send_reply(struct conn *c, struct MHD_Connection *mc)
 	}
 	if (c->teams_invoke && c->status != 401 && c->status != 413)
 		teams_invoke_reply(c);
-	const char *body = c->resp ? c->resp : "";
+	/* One answer per request: called again (a resumed connection the daemon is closing),
+	 * there is nothing more to say. */
+	if (c->replied)
+		return MHD_NO;
+	c->replied = 1;
+	if (!c->resp && !(c->resp = strdup("")))
+		return MHD_NO;
 	struct MHD_Response *resp =
-	    MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_FREE);
+	    MHD_create_response_from_buffer(strlen(c->resp), c->resp, MHD_RESPMEM_MUST_FREE);
 	if (!resp)
 		return MHD_NO;
 	c->resp = NULL; /* the response owns it now */

@@ -157,6 +157,7 @@ struct conn {
 	enum conn_state state;
 	int waiting; /* suspended as a long-poll waiter */
 	int queued;  /* the handler queued its own response (a stream) */
+	int replied; /* send_reply ran: the one answer is out (or failed) */
 	const char *channel;     /* where a review came from: api (default), slack, teams */
 	char chat_where[64];     /* for a refused chat click: the channel id ... */
 	char chat_user[64];      /* ... and the chat user to answer privately */
