@@ -339,6 +339,8 @@ on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
 	struct conn *c = *con_cls;
 	if (!c)
 		return;
+	if (c->parked)
+		atomic_fetch_sub(&c->srv->parked, 1);
 	so_buf_free(&c->body);
 	free(c->resp);
 	json_decref(c->in);
@@ -562,10 +564,12 @@ so_server_stop(so_server_t *srv)
 	if (srv->mhd)
 		MHD_quiesce_daemon(srv->mhd);
 	/* Suspended connections must be resumed before the daemon stops: release the
-	 * long-polls, then let changes already queued commit and answer (bounded). */
+	 * long-polls and let them answer, and let changes already queued commit and
+	 * answer (bounded: 30 s at most). */
 	if (srv->waiters)
 		waiters_stop(srv->waiters);
-	for (int i = 0; i < 3000 && atomic_load(&srv->inflight) > 0; i++)
+	for (int i = 0; i < 3000 && (atomic_load(&srv->inflight) > 0 || atomic_load(&srv->parked) > 0);
+	     i++)
 		usleep(10000);
 	/* Sign what is unsigned, so a clean stop leaves the whole log under a checkpoint. */
 	if (srv->sweeper_started)

@@ -111,6 +111,7 @@ struct so_server {
 	int stopping;
 	int sweeper_started;
 	_Atomic int inflight; /* changes queued in the writer with a suspended connection */
+	_Atomic int parked;   /* long-poll requests not yet answered and completed */
 	pthread_mutex_t policy_lock;
 	struct policy_ref *policy;
 	pthread_mutex_t reload_lock; /* one reload at a time */
@@ -158,6 +159,7 @@ struct conn {
 	int waiting; /* suspended as a long-poll waiter */
 	int queued;  /* the handler queued its own response (a stream) */
 	int replied; /* send_reply ran: the one answer is out (or failed) */
+	int parked;  /* counted in srv->parked until the request completes */
 	const char *channel;     /* where a review came from: api (default), slack, teams */
 	char chat_where[64];     /* for a refused chat click: the channel id ... */
 	char chat_user[64];      /* ... and the chat user to answer privately */

@@ -192,6 +192,8 @@ h_get_request(struct conn *c, struct MHD_Connection *mc)
 	w->deadline = so_clock_mono_ms() + wait * 1000;
 	c->state = CONN_SUSPENDED;
 	c->waiting = 1;
+	c->parked = 1;
+	atomic_fetch_add(&c->srv->parked, 1);
 	MHD_suspend_connection(mc);
 	waiters_add(c->srv->waiters, w);
 	so_store_t *s = readers_take(&c->srv->readers);

@@ -4,7 +4,8 @@ import concurrent.futures
 import hashlib
 import time
 
-from conftest import Client, canonical_json, expect_error, ok, parse_time, sample_action
+from conftest import (Client, canonical_json, expect_error, ok, parse_time, sample_action,
+                      wait_until)
 
 KEPT_FIELDS = ["id", "status", "requester", "on_behalf_of", "action", "intent", "context",
                "digest", "reviews", "created_at", "expires_at", "decided_at", "claimed_at",
@@ -194,3 +195,43 @@ def test_audit_chain_stays_intact_under_concurrent_changes(start_daemon):
     per_request = {rid: [ev for ev in events if ev["request_id"] == rid] for rid in ids}
     for rid, evs in per_request.items():
         assert len(evs) >= 2, f"{rid}: submit and approval must both be audited: {evs}"
+
+
+def test_sigterm_answers_parked_waiters_and_survives_abandoned_ones(daemon):
+    # A stop with long-polls parked, some whose clients already went away (their sockets
+    # half-closed on the daemon's side), exits 0 and answers every waiter still there once.
+    import socket
+
+    bot = daemon.client("deploy-bot")
+    ids = []
+    for i in range(40):
+        r = bot.submit(action=sample_action(resource=f"stop/{i}"))
+        assert r["status"] == "pending", r
+        ids.append(r["id"])
+
+    def park(rid):
+        s = socket.create_connection(("127.0.0.1", daemon.port), timeout=30)
+        s.sendall((f"GET /v1/requests/{rid}?wait=120 HTTP/1.1\r\nHost: signoff\r\n"
+                   f"Authorization: Bearer {bot.token}\r\n\r\n").encode())
+        return s
+
+    kept = [park(rid) for rid in ids[:20]]
+    gone = [park(rid) for rid in ids[20:]]
+    wait_until(lambda: "signoff_waiters 40" in bot.get("/metrics").text, what="40 parked waiters")
+    for s in gone:
+        s.close()
+    time.sleep(0.5)
+    rc = daemon.stop()
+    assert rc == 0, f"signoffd exited with {rc} on SIGTERM with waiters parked"
+    for rid, s in zip(ids, kept):
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), f"waiter for {rid} got {data[:200]!r}"
+        assert head.count(b"HTTP/1.1 ") == 1 and body.count(b'"id"') >= 1, data[:400]
+        assert f'"{rid}"'.encode() in body
