@@ -510,15 +510,14 @@ cli_explain(struct cli *cli, int argc, char **argv)
 	int status = cli_common_args(cli, argc, argv, EXPLAIN_USAGE);
 	if (status >= 0)
 		return status;
-	if (argc - optind != 1)
-		return cli_usage_error(cli, "expected one request id");
-	status = cli_connect(cli, true);
+	const char *id;
+	status = cli_connect_for_id(cli, argc, argv, &id);
 	if (status != CLI_EXIT_OK)
 		return status;
-	snprintf(path, sizeof(path), "/v1/requests/%.64s/explain", argv[optind]);
+	snprintf(path, sizeof(path), "/v1/requests/%.64s/explain", id);
 	int rc = so_client_get_json(cli->client, path, &o, &err);
 	if (rc != SO_CLIENT_OK)
-		return cli_fail(cli, argv[optind], rc, &err);
+		return cli_fail(cli, id, rc, &err);
 	if (cli->json) {
 		cli_print_json(o);
 	} else {

@@ -86,6 +86,12 @@ void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_connect(struct cli *cli, bool need_token);
 
 /**
+ * For a verb whose one operand is a request id: check there is exactly one (at optind),
+ * point `*id` at it and connect with a token. Returns CLI_EXIT_OK or the exit status.
+ */
+int cli_connect_for_id(struct cli *cli, int argc, char **argv, const char **id);
+
+/**
  * Print a failed call as one line: "signoff: VERB [ID]: 403 self_approval: message", or
  * "daemon unreachable at URL: ..." — and return CLI_EXIT_ERROR.
  */

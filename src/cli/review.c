@@ -63,11 +63,7 @@ review(struct cli *cli, int argc, char **argv, so_client_decision_t decision)
 			return CLI_EXIT_USAGE;
 		}
 	}
-	if (argc - optind != 1)
-		return cli_usage_error(cli, "expected one request id");
-	id = argv[optind];
-
-	status = cli_connect(cli, true);
+	status = cli_connect_for_id(cli, argc, argv, &id);
 	if (status != CLI_EXIT_OK)
 		return status;
 	rc = so_client_review(cli->client, id, decision, comment, &request, &err);
@@ -103,11 +99,7 @@ cli_cancel(struct cli *cli, int argc, char **argv)
 	                              "Cancel a pending request you made. Nothing it asked for will "
 	                              "run.\n")) >= 0)
 		return status;
-	if (argc - optind != 1)
-		return cli_usage_error(cli, "expected one request id");
-	id = argv[optind];
-
-	status = cli_connect(cli, true);
+	status = cli_connect_for_id(cli, argc, argv, &id);
 	if (status != CLI_EXIT_OK)
 		return status;
 	rc = so_client_cancel(cli->client, id, &request, &err);

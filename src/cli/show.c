@@ -299,11 +299,7 @@ cli_show(struct cli *cli, int argc, char **argv)
 	         "context, the policy decision with what it requires and who approved, the\n"
 	         "reviews and the times.\n")) >= 0)
 		return status;
-	if (argc - optind != 1)
-		return cli_usage_error(cli, "expected one request id");
-	id = argv[optind];
-
-	status = cli_connect(cli, true);
+	status = cli_connect_for_id(cli, argc, argv, &id);
 	if (status != CLI_EXIT_OK)
 		return status;
 	rc = so_client_get(cli->client, id, 0, &request, &err);

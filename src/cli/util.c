@@ -125,6 +125,15 @@ cli_connect(struct cli *cli, bool need_token)
 }
 
 int
+cli_connect_for_id(struct cli *cli, int argc, char **argv, const char **id)
+{
+	if (argc - optind != 1)
+		return cli_usage_error(cli, "expected one request id");
+	*id = argv[optind];
+	return cli_connect(cli, true);
+}
+
+int
 cli_fail(const struct cli *cli, const char *id, int rc, const so_client_error_t *err)
 {
 	fprintf(stderr, "signoff: %s%s", cli->verb, id != NULL ? " " : "");

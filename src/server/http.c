@@ -255,6 +255,11 @@ dispatch(struct conn *c, struct MHD_Connection *mc, const char *method, const ch
 static enum MHD_Result
 send_reply(struct conn *c, struct MHD_Connection *mc)
 {
+	/* One answer per request: called again (a resumed connection the daemon is closing),
+	 * there is nothing more to say. */
+	if (c->replied)
+		return MHD_NO;
+	c->replied = 1;
 	if (c->chat_reply_empty && c->status != 401 && c->status != 413) {
 		/* Slack shows nothing for an empty 200; the answer goes out as an ephemeral message. */
 		free(c->resp);
@@ -264,11 +269,6 @@ send_reply(struct conn *c, struct MHD_Connection *mc)
 	}
 	if (c->teams_invoke && c->status != 401 && c->status != 413)
 		teams_invoke_reply(c);
-	/* One answer per request: called again (a resumed connection the daemon is closing),
-	 * there is nothing more to say. */
-	if (c->replied)
-		return MHD_NO;
-	c->replied = 1;
 	if (!c->resp && !(c->resp = strdup("")))
 		return MHD_NO;
 	struct MHD_Response *resp =
