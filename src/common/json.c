@@ -242,3 +242,22 @@ so_json_digest(const json_t *v, char hex[65])
 	so_buf_free(&b);
 	return rc;
 }
+
+const char *
+so_json_str(const json_t *o, const char *key, const char *fallback)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? s : fallback;
+}
+
+void
+so_json_join_argv(const json_t *argv, so_buf_t *b)
+{
+	size_t i;
+	json_t *arg;
+	json_array_foreach(argv, i, arg) {
+		if (i)
+			so_buf_add(b, " ", 1);
+		so_buf_adds(b, json_is_string(arg) ? json_string_value(arg) : "?");
+	}
+}

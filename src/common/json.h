@@ -44,4 +44,13 @@ char *so_json_canonical_str(const json_t *v);
 /** SHA-256 of the canonical encoding of `v`, as 64 lowercase hex chars + NUL in `hex`. */
 int so_json_digest(const json_t *v, char hex[65]);
 
+/** The string member `key` of `o`, or `fallback` when it is absent or not a string. */
+const char *so_json_str(const json_t *o, const char *key, const char *fallback);
+
+/**
+ * Append an argv array (an action's `command`) to `b` as one line: the elements joined by
+ * spaces, "?" for an element that is not a string. No quoting: for people to read.
+ */
+void so_json_join_argv(const json_t *argv, so_buf_t *b);
+
 #endif

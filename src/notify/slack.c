@@ -11,17 +11,11 @@
 
 #include "common/buf.h"
 #include "common/error.h"
+#include "common/json.h"
 #include "notify/internal.h"
 
 #define TIMEOUT_MS 10000
 #define EXCERPT_MAX 600
-
-static const char *
-str(const json_t *o, const char *key, const char *fallback)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-	return s ? s : fallback;
-}
 
 static json_t *
 mrkdwn(const char *text)
@@ -40,29 +34,24 @@ static void
 describe(const json_t *action, so_buf_t *b)
 {
 	json_t *cmd = json_object_get(action, "command");
-	size_t i;
-	json_t *arg;
 	if (json_is_array(cmd)) {
 		so_buf_adds(b, "`");
-		json_array_foreach(cmd, i, arg) {
-			if (i)
-				so_buf_add(b, " ", 1);
-			so_buf_adds(b, json_is_string(arg) ? json_string_value(arg) : "?");
-		}
+		so_json_join_argv(cmd, b);
 		so_buf_adds(b, "`");
 	} else if (json_object_get(action, "tool")) {
 		char *args = json_dumps(json_object_get(action, "arguments"), JSON_COMPACT);
-		so_buf_printf(b, "tool `%s` with `%.300s`", str(action, "tool", "?"), args ? args : "{}");
+		so_buf_printf(b, "tool `%s` with `%.300s`", so_json_str(action, "tool", "?"),
+		              args ? args : "{}");
 		free(args);
 	} else {
-		so_buf_printf(b, "a `%s` action", str(action, "kind", "?"));
+		so_buf_printf(b, "a `%s` action", so_json_str(action, "kind", "?"));
 	}
 }
 
 static const char *
 outcome_line(const json_t *req, so_buf_t *b)
 {
-	const char *status = str(req, "status", "?");
+	const char *status = so_json_str(req, "status", "?");
 	size_t i;
 	json_t *rv;
 	if (!strcmp(status, "pending"))
@@ -73,9 +62,11 @@ outcome_line(const json_t *req, so_buf_t *b)
 	                       : ":white_check_mark:";
 	so_buf_printf(b, "%s *%s*", icon, status);
 	json_array_foreach(json_object_get(req, "reviews"), i, rv)
-	    so_buf_printf(b, "%s %s %s via %s at %s", i ? ";" : " —", str(rv, "reviewer", "?"),
-	                  !strcmp(str(rv, "decision", ""), "approve") ? "approved" : "denied",
-	                  str(rv, "channel", "?"), str(rv, "at", "?"));
+	    so_buf_printf(b, "%s %s %s via %s at %s", i ? ";" : " —",
+	                  so_json_str(rv, "reviewer", "?"),
+	                  !strcmp(so_json_str(rv, "decision", ""), "approve") ? "approved"
+	                                                                      : "denied",
+	                  so_json_str(rv, "channel", "?"), so_json_str(rv, "at", "?"));
 	if (!strcmp(status, "expired"))
 		so_buf_adds(b, " — nobody decided in time; nothing ran");
 	return so_buf_cstr(b);
@@ -91,19 +82,20 @@ blocks_for(const so_notify_config_t *cfg, const json_t *req, char *fallback, siz
 	so_buf_t b;
 	so_buf_init(&b, 1 << 16);
 
-	so_buf_printf(&b, "*%s*", str(req, "requester", "?"));
+	so_buf_printf(&b, "*%s*", so_json_str(req, "requester", "?"));
 	if (json_is_string(json_object_get(req, "on_behalf_of")))
-		so_buf_printf(&b, " (for %s)", str(req, "on_behalf_of", "?"));
+		so_buf_printf(&b, " (for %s)", so_json_str(req, "on_behalf_of", "?"));
 	so_buf_adds(&b, " wants to run ");
 	describe(action, &b);
-	const char *status = str(req, "status", "pending");
+	const char *status = so_json_str(req, "status", "pending");
 	snprintf(fallback, flen, "%s%s: %s", !strcmp(status, "pending") ? "Approval needed" : "",
 	         !strcmp(status, "pending") ? "" : status, so_buf_cstr(&b));
 	json_array_append_new(blocks, section(so_buf_cstr(&b)));
 
 	so_buf_reset(&b);
 	json_t *fields = json_array();
-	const char *env = str(action, "environment", NULL), *res = str(action, "resource", NULL);
+	const char *env = so_json_str(action, "environment", NULL);
+	const char *res = so_json_str(action, "resource", NULL);
 	if (env) {
 		so_buf_printf(&b, "*Environment*\n%s", env);
 		json_array_append_new(fields, mrkdwn(so_buf_cstr(&b)));
@@ -114,10 +106,10 @@ blocks_for(const so_notify_config_t *cfg, const json_t *req, char *fallback, siz
 		json_array_append_new(fields, mrkdwn(so_buf_cstr(&b)));
 		so_buf_reset(&b);
 	}
-	so_buf_printf(&b, "*Why*\n%s", str(req, "intent", "(no reason given)"));
+	so_buf_printf(&b, "*Why*\n%s", so_json_str(req, "intent", "(no reason given)"));
 	json_array_append_new(fields, mrkdwn(so_buf_cstr(&b)));
 	so_buf_reset(&b);
-	so_buf_printf(&b, "*Expires*\n%s", str(req, "expires_at", "?"));
+	so_buf_printf(&b, "*Expires*\n%s", so_json_str(req, "expires_at", "?"));
 	json_array_append_new(fields, mrkdwn(so_buf_cstr(&b)));
 	so_buf_reset(&b);
 	json_array_append_new(blocks, json_pack("{s:s, s:o}", "type", "section", "fields", fields));
@@ -125,16 +117,17 @@ blocks_for(const so_notify_config_t *cfg, const json_t *req, char *fallback, siz
 	size_t i;
 	json_t *rule, *q;
 	json_array_foreach(json_object_get(decision, "rules"), i, rule)
-	    so_buf_printf(&b, "%s*%s*: %s", i ? "\n" : "Rule ", str(rule, "name", "?"),
-	                  str(rule, "reason", ""));
+	    so_buf_printf(&b, "%s*%s*: %s", i ? "\n" : "Rule ", so_json_str(rule, "name", "?"),
+	                  so_json_str(rule, "reason", ""));
 	json_array_foreach(json_object_get(decision, "requirements"), i, q) {
 		size_t done = json_array_size(json_object_get(q, "approved_by"));
 		json_t *esc = json_object_get(q, "escalation");
 		so_buf_printf(&b, "\nNeeds %lld of %s (approved: %zu)",
 		              (long long)json_integer_value(json_object_get(q, "count")),
-		              str(q, "group", "the named people"), done);
+		              so_json_str(q, "group", "the named people"), done);
 		if (json_is_true(json_object_get(esc, "escalated")))
-			so_buf_printf(&b, " — escalated: %s may approve too", str(esc, "to_group", "?"));
+			so_buf_printf(&b, " — escalated: %s may approve too",
+			              so_json_str(esc, "to_group", "?"));
 	}
 	json_t *reasons = json_object_get(json_object_get(req, "anomaly"), "reasons");
 	json_t *why;
@@ -163,7 +156,7 @@ blocks_for(const so_notify_config_t *cfg, const json_t *req, char *fallback, siz
 	if (done) {
 		json_array_append_new(blocks, section(done));
 	} else {
-		const char *id = str(req, "id", "");
+		const char *id = so_json_str(req, "id", "");
 		json_array_append_new(
 		    blocks, json_pack("{s:s, s:s, s:[{s:s, s:s, s:{s:s, s:s}, s:s, s:s}, "
 		                      "{s:s, s:s, s:{s:s, s:s}, s:s, s:s}, {s:s, s:s, s:{s:s, s:s}, s:s}]}",
@@ -176,10 +169,10 @@ blocks_for(const so_notify_config_t *cfg, const json_t *req, char *fallback, siz
 		                      "text", "Deny with a reason…", "value", id));
 	}
 	so_buf_reset(&b);
-	so_buf_printf(&b, "request `%s`", str(req, "id", "?"));
+	so_buf_printf(&b, "request `%s`", so_json_str(req, "id", "?"));
 	if (cfg->console_url)
 		so_buf_printf(&b, " · <%s#/requests/%s|open in the console>", cfg->console_url,
-		              str(req, "id", ""));
+		              so_json_str(req, "id", ""));
 	json_array_append_new(blocks, json_pack("{s:s, s:[o]}", "type", "context", "elements",
 	                                        mrkdwn(so_buf_cstr(&b))));
 	so_buf_free(&b);
@@ -236,7 +229,7 @@ call(so_notifier_t *n, const char *method, json_t *body, json_t **answer, so_del
 	json_t *a = json_loadb(so_buf_cstr(&resp), resp.len, 0, &jerr);
 	so_buf_free(&resp);
 	if (!json_is_true(json_object_get(a, "ok"))) {
-		const char *e = str(a, "error", "unexpected answer");
+		const char *e = so_json_str(a, "error", "unexpected answer");
 		snprintf(d->error, sizeof(d->error), "%s: %s (HTTP %ld)", method, e, status);
 		d->retry = !a || transient(e);
 		json_decref(a);
@@ -256,7 +249,7 @@ slack_deliver(so_notifier_t *n, const so_outbox_row_t *row, const json_t *req,
 		/* the deny-reason form, opened on the clicker's screen (trigger ids live 3 seconds) */
 		json_error_t jerr;
 		json_t *b = json_loads(row->body, 0, &jerr);
-		const char *rid = str(b, "request_id", "");
+		const char *rid = so_json_str(b, "request_id", "");
 		json_t *view = json_pack(
 		    "{s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s}, s:{s:s, s:s}, "
 		    "s:[{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s, s:b, s:i}}]}",
@@ -275,8 +268,9 @@ slack_deliver(so_notifier_t *n, const so_outbox_row_t *row, const json_t *req,
 	if (!strcmp(row->kind, "ephemeral")) {
 		json_error_t jerr;
 		json_t *b = json_loads(row->body, 0, &jerr);
-		json_t *body = json_pack("{s:s, s:s, s:s}", "channel", row->target, "user",
-		                         str(b, "user", ""), "text", str(b, "text", ""));
+		json_t *body = json_pack("{s:s, s:s, s:s}", "channel", row->target,
+		                         "user", so_json_str(b, "user", ""),
+		                         "text", so_json_str(b, "text", ""));
 		json_decref(b);
 		if (call(n, "chat.postEphemeral", body, &answer, d) == 0)
 			d->ok = 1;
@@ -289,9 +283,9 @@ slack_deliver(so_notifier_t *n, const so_outbox_row_t *row, const json_t *req,
 		                         "blocks", blocks);
 		if (call(n, "chat.postMessage", body, &answer, d) == 0) {
 			d->ok = 1;
-			snprintf(d->ref, sizeof(d->ref), "%s", str(answer, "ts", ""));
+			snprintf(d->ref, sizeof(d->ref), "%s", so_json_str(answer, "ts", ""));
 			snprintf(d->ref_target, sizeof(d->ref_target), "%s",
-			         str(answer, "channel", row->target));
+			         so_json_str(answer, "channel", row->target));
 		}
 	} else {
 		/* update every message sent for this request */

@@ -16,6 +16,7 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/json.h"
 #include "notify/internal.h"
 
 #define TIMEOUT_MS 10000
@@ -25,13 +26,6 @@
 #define TOKEN_SCOPE "https://api.botframework.com/.default"
 #define DEFAULT_SERVICE_URL "https://smba.trafficmanager.net/teams"
 #define CARD_TYPE "application/vnd.microsoft.card.adaptive"
-
-static const char *
-str(const json_t *o, const char *key, const char *fallback)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-	return s ? s : fallback;
-}
 
 /* ---- the card ---- */
 
@@ -65,20 +59,15 @@ static void
 describe(const json_t *action, so_buf_t *b)
 {
 	json_t *cmd = json_object_get(action, "command");
-	size_t i;
-	json_t *arg;
 	if (json_is_array(cmd)) {
-		json_array_foreach(cmd, i, arg) {
-			if (i)
-				so_buf_add(b, " ", 1);
-			so_buf_adds(b, json_is_string(arg) ? json_string_value(arg) : "?");
-		}
+		so_json_join_argv(cmd, b);
 	} else if (json_object_get(action, "tool")) {
 		char *args = json_dumps(json_object_get(action, "arguments"), JSON_COMPACT);
-		so_buf_printf(b, "tool %s with %.300s", str(action, "tool", "?"), args ? args : "{}");
+		so_buf_printf(b, "tool %s with %.300s", so_json_str(action, "tool", "?"),
+		              args ? args : "{}");
 		free(args);
 	} else {
-		so_buf_printf(b, "a %s action", str(action, "kind", "?"));
+		so_buf_printf(b, "a %s action", so_json_str(action, "kind", "?"));
 	}
 }
 
@@ -95,8 +84,8 @@ so_teams_card(const so_notify_config_t *cfg, const json_t *req, int buttons, con
 	json_t *body = json_array(), *actions = json_array(), *facts = json_array();
 	json_t *action = json_object_get(req, "action");
 	json_t *decision = json_object_get(req, "decision");
-	const char *status = str(req, "status", "pending");
-	const char *id = str(req, "id", "");
+	const char *status = so_json_str(req, "status", "pending");
+	const char *id = so_json_str(req, "id", "");
 	int pending = !strcmp(status, "pending");
 	size_t i;
 	json_t *v;
@@ -115,9 +104,9 @@ so_teams_card(const so_notify_config_t *cfg, const json_t *req, int buttons, con
 	json_array_append_new(body, text_block(so_buf_cstr(&b), "title"));
 	so_buf_reset(&b);
 
-	so_buf_printf(&b, "**%s**", str(req, "requester", "?"));
+	so_buf_printf(&b, "**%s**", so_json_str(req, "requester", "?"));
 	if (json_is_string(json_object_get(req, "on_behalf_of")))
-		so_buf_printf(&b, " (for %s)", str(req, "on_behalf_of", "?"));
+		so_buf_printf(&b, " (for %s)", so_json_str(req, "on_behalf_of", "?"));
 	so_buf_adds(&b, " wants to run:");
 	json_array_append_new(body, text_block(so_buf_cstr(&b), NULL));
 	so_buf_reset(&b);
@@ -125,19 +114,19 @@ so_teams_card(const so_notify_config_t *cfg, const json_t *req, int buttons, con
 	json_array_append_new(body, text_block(so_buf_cstr(&b), "mono"));
 	so_buf_reset(&b);
 
-	fact(facts, "Environment", str(action, "environment", NULL));
-	fact(facts, "Resource", str(action, "resource", NULL));
-	fact(facts, "Why", str(req, "intent", "(no reason given)"));
-	fact(facts, "Expires", str(req, "expires_at", "?"));
+	fact(facts, "Environment", so_json_str(action, "environment", NULL));
+	fact(facts, "Resource", so_json_str(action, "resource", NULL));
+	fact(facts, "Why", so_json_str(req, "intent", "(no reason given)"));
+	fact(facts, "Expires", so_json_str(req, "expires_at", "?"));
 	json_array_append_new(body, json_pack("{s:s, s:o}", "type", "FactSet", "facts", facts));
 
 	json_array_foreach(json_object_get(decision, "rules"), i, v)
-	    so_buf_printf(&b, "%s**%s**: %s", i ? "\n\n" : "Rule ", str(v, "name", "?"),
-	                  str(v, "reason", ""));
+	    so_buf_printf(&b, "%s**%s**: %s", i ? "\n\n" : "Rule ", so_json_str(v, "name", "?"),
+	                  so_json_str(v, "reason", ""));
 	json_array_foreach(json_object_get(decision, "requirements"), i, v)
 	    so_buf_printf(&b, "%sNeeds %lld of %s (approved: %zu)", b.len ? "\n\n" : "",
 	                  (long long)json_integer_value(json_object_get(v, "count")),
-	                  str(v, "group", "the named people"),
+	                  so_json_str(v, "group", "the named people"),
 	                  json_array_size(json_object_get(v, "approved_by")));
 	json_array_foreach(json_object_get(json_object_get(req, "anomaly"), "reasons"), i, v)
 	    so_buf_printf(&b, "%s\xE2\x9A\xA0 %s", b.len ? "\n\n" : "",
@@ -163,9 +152,10 @@ so_teams_card(const so_notify_config_t *cfg, const json_t *req, int buttons, con
 		so_buf_printf(&b, "**%s**", status);
 		json_array_foreach(json_object_get(req, "reviews"), i, v)
 		    so_buf_printf(&b, "%s %s %s via %s at %s", i ? ";" : " \xE2\x80\x94",
-		                  str(v, "reviewer", "?"),
-		                  !strcmp(str(v, "decision", ""), "approve") ? "approved" : "denied",
-		                  str(v, "channel", "?"), str(v, "at", "?"));
+		                  so_json_str(v, "reviewer", "?"),
+		                  !strcmp(so_json_str(v, "decision", ""), "approve") ? "approved"
+		                                                                     : "denied",
+		                  so_json_str(v, "channel", "?"), so_json_str(v, "at", "?"));
 		if (!strcmp(status, "expired"))
 			so_buf_adds(&b, " \xE2\x80\x94 nobody decided in time; nothing ran");
 		json_array_append_new(body, text_block(so_buf_cstr(&b),
@@ -288,7 +278,7 @@ authorization(const so_teams_config_t *c, char *auth, size_t authlen, so_deliver
 	json_int_t ttl = json_integer_value(json_object_get(a, "expires_in"));
 	if (status != 200 || !token || !*token || strlen(token) >= TOKEN_MAX) {
 		snprintf(d->error, sizeof(d->error), "bot token: HTTP %ld, %s", status,
-		         str(a, "error", token ? "token too long" : "no access_token"));
+		         so_json_str(a, "error", token ? "token too long" : "no access_token"));
 		d->retry = status == 429 || status >= 500 || status == 0 || status == 200;
 		json_decref(a);
 		goto out;
@@ -415,7 +405,7 @@ teams_deliver(so_notifier_t *n, const so_outbox_row_t *row, const json_t *req,
 	if (!strcmp(row->kind, "post")) {
 		char *text = message_with(so_teams_card(n->cfg, req, 1, NULL), NULL);
 		if (text && connector(n, "POST", row->target, NULL, text, &answer, d) == 0) {
-			const char *id = str(answer, "id", NULL);
+			const char *id = so_json_str(answer, "id", NULL);
 			if (id) {
 				d->ok = 1;
 				snprintf(d->ref, sizeof(d->ref), "%s", id);

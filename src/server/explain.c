@@ -35,67 +35,55 @@ say(struct story *st, const char *fmt, ...)
 	json_array_append_new(st->lines, json_string(line));
 }
 
-static const char *
-s_of(const json_t *o, const char *key, const char *fallback)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-	return s ? s : fallback;
-}
-
 /* "kubectl rollout restart deploy/api" or "tool github.create_pr" */
 static void
 describe_action(const json_t *action, so_buf_t *b)
 {
 	json_t *cmd = json_object_get(action, "command");
-	size_t i;
-	json_t *arg;
 	if (json_is_array(cmd)) {
 		so_buf_adds(b, "run `");
-		json_array_foreach(cmd, i, arg) {
-			if (i)
-				so_buf_add(b, " ", 1);
-			so_buf_adds(b, json_is_string(arg) ? json_string_value(arg) : "?");
-		}
+		so_json_join_argv(cmd, b);
 		so_buf_adds(b, "`");
 	} else if (json_is_string(json_object_get(action, "tool"))) {
-		so_buf_printf(b, "call the tool %s", s_of(action, "tool", "?"));
+		so_buf_printf(b, "call the tool %s", so_json_str(action, "tool", "?"));
 	} else {
-		so_buf_printf(b, "perform a %s action", s_of(action, "kind", "?"));
+		so_buf_printf(b, "perform a %s action", so_json_str(action, "kind", "?"));
 	}
 	if (json_object_get(action, "environment"))
-		so_buf_printf(b, " in %s", s_of(action, "environment", "?"));
+		so_buf_printf(b, " in %s", so_json_str(action, "environment", "?"));
 	if (json_object_get(action, "resource"))
-		so_buf_printf(b, " on %s", s_of(action, "resource", "?"));
+		so_buf_printf(b, " on %s", so_json_str(action, "resource", "?"));
 }
 
 static void
 tell_submitted(struct story *st, const char *at, const json_t *req)
 {
 	const so_directory_t *dir = &st->srv->cfg->directory;
-	const char *who = s_of(req, "requester", "?");
+	const char *who = so_json_str(req, "requester", "?");
 	const so_principal_t *p = so_directory_find(dir, who);
 	so_buf_t b;
 	so_buf_init(&b, 1 << 16);
 	describe_action(json_object_get(req, "action"), &b);
-	const char *obo = s_of(req, "on_behalf_of", NULL);
+	const char *obo = so_json_str(req, "on_behalf_of", NULL);
 	say(st, "%s: %s (%s%s%s) asked to %s%s%s.", at, who, p ? so_kind_name(p->kind) : "unknown",
 	    p && p->owner ? ", owned by " : "", p && p->owner ? p->owner : "", so_buf_cstr(&b),
 	    obo ? ", on behalf of " : "", obo ? obo : "");
 	so_buf_free(&b);
-	const char *intent = s_of(req, "intent", NULL);
+	const char *intent = so_json_str(req, "intent", NULL);
 	say(st, "Why, in its words: %s", intent ? intent : "(it did not say)");
 	json_t *decision = json_object_get(req, "decision");
 	size_t i;
 	json_t *rule;
-	say(st, "Policy %s decided: %s.", s_of(decision, "policy_version", "?"),
-	    s_of(decision, "outcome", "?"));
+	say(st, "Policy %s decided: %s.", so_json_str(decision, "policy_version", "?"),
+	    so_json_str(decision, "outcome", "?"));
 	json_array_foreach(json_object_get(decision, "rules"), i, rule)
-	    say(st, "  rule %s (%s): %s%s%s", s_of(rule, "name", "?"), s_of(rule, "decide", "?"),
-	        s_of(rule, "reason", ""), json_object_get(rule, "why") ? " — " : "",
-	        s_of(rule, "why", ""));
+	    say(st, "  rule %s (%s): %s%s%s", so_json_str(rule, "name", "?"),
+	        so_json_str(rule, "decide", "?"),
+	        so_json_str(rule, "reason", ""), json_object_get(rule, "why") ? " — " : "",
+	        so_json_str(rule, "why", ""));
 	json_t *q;
 	json_array_foreach(json_object_get(decision, "requirements"), i, q) {
-		const char *g = s_of(q, "group", NULL);
+		const char *g = so_json_str(q, "group", NULL);
 		say(st, "  it needs %" JSON_INTEGER_FORMAT " approval(s) from %s%s.",
 		    json_integer_value(json_object_get(q, "count")), g ? "group " : "the named principals",
 		    g ? g : "");
@@ -129,13 +117,13 @@ tell_event(void *ctx, const so_audit_row_t *row)
 	st->last_seq = row->seq;
 	if (!strcmp(t, "request.submitted"))
 		tell_submitted(st, at, data);
-	else if (!strcmp(t, "request.reviewed"))
+	else if (!strcmp(t, "request.reviewed")) {
+		const char *comment = so_json_str(data, "comment", "");
 		say(st, "%s: %s %s through %s%s%s%s; the request was then %s.", at, actor,
-		    !strcmp(s_of(data, "decision", ""), "approve") ? "approved" : "denied",
-		    s_of(data, "channel", "?"), *s_of(data, "comment", "") ? " (\"" : "",
-		    s_of(data, "comment", ""), *s_of(data, "comment", "") ? "\")" : "",
-		    s_of(data, "status", "?"));
-	else if (!strcmp(t, "request.escalated")) {
+		    !strcmp(so_json_str(data, "decision", ""), "approve") ? "approved" : "denied",
+		    so_json_str(data, "channel", "?"), *comment ? " (\"" : "", comment,
+		    *comment ? "\")" : "", so_json_str(data, "status", "?"));
+	} else if (!strcmp(t, "request.escalated")) {
 		char *groups = json_dumps(json_object_get(data, "groups"), JSON_COMPACT);
 		say(st, "%s: nobody had decided in time, so the review was opened to more approvers: "
 		        "group(s) %s.", at, groups ? groups : "?");
@@ -143,27 +131,29 @@ tell_event(void *ctx, const so_audit_row_t *row)
 	}
 	else if (!strcmp(t, "request.claimed"))
 		say(st, "%s: %s claimed the approval for the exact action with digest %.16s... and "
-		        "started it.", at, actor, s_of(data, "digest", "?"));
+		        "started it.", at, actor, so_json_str(data, "digest", "?"));
 	else if (!strcmp(t, "request.result"))
 		say(st, "%s: it finished with exit code %" JSON_INTEGER_FORMAT " (%s).", at,
-		    json_integer_value(json_object_get(data, "exit_code")), s_of(data, "status", "?"));
+		    json_integer_value(json_object_get(data, "exit_code")),
+		    so_json_str(data, "status", "?"));
 	else if (!strcmp(t, "request.cancelled"))
 		say(st, "%s: %s cancelled the request%s%s.", at, actor,
-		    *s_of(data, "reason", "") ? ": " : "", s_of(data, "reason", ""));
+		    *so_json_str(data, "reason", "") ? ": " : "", so_json_str(data, "reason", ""));
 	else if (!strcmp(t, "request.expired"))
 		say(st, "%s: time ran out while it was %s, so it expired; nothing ran.", at,
-		    s_of(data, "from", "?"));
-	else if (!strcmp(t, "notify.delivered"))
-		say(st, "%s: the %s %s reached %s.", at, s_of(data, "channel", "?"),
-		    !strcmp(s_of(data, "kind", ""), "post") ? "message" : s_of(data, "kind", "notice"),
-		    s_of(data, "target", "?"));
-	else if (!strcmp(t, "notify.failed"))
-		say(st, "%s: the %s %s to %s could not be delivered (%s).", at, s_of(data, "channel", "?"),
-		    s_of(data, "kind", "notice"), s_of(data, "target", "?"), s_of(data, "error", "?"));
+		    so_json_str(data, "from", "?"));
+	else if (!strcmp(t, "notify.delivered")) {
+		const char *kind = so_json_str(data, "kind", "notice");
+		say(st, "%s: the %s %s reached %s.", at, so_json_str(data, "channel", "?"),
+		    !strcmp(kind, "post") ? "message" : kind, so_json_str(data, "target", "?"));
+	} else if (!strcmp(t, "notify.failed"))
+		say(st, "%s: the %s %s to %s could not be delivered (%s).", at,
+		    so_json_str(data, "channel", "?"), so_json_str(data, "kind", "notice"),
+		    so_json_str(data, "target", "?"), so_json_str(data, "error", "?"));
 	else if (!strcmp(t, "review.refused"))
 		say(st, "%s: a review by %s through %s was refused: %s.", at,
-		    row->actor ? row->actor : s_of(data, "chat_user", "someone"),
-		    s_of(data, "channel", "?"), s_of(data, "reason", "?"));
+		    row->actor ? row->actor : so_json_str(data, "chat_user", "someone"),
+		    so_json_str(data, "channel", "?"), so_json_str(data, "reason", "?"));
 	else
 		say(st, "%s: %s (%s).", at, t, actor);
 	json_decref(data);
