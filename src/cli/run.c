@@ -16,6 +16,7 @@
 
 #include "cli/cli.h"
 #include "common/buf.h"
+#include "common/error.h"
 #include "common/json.h"
 
 /** What run and request were asked for. Strings are borrowed from argv. */
@@ -313,8 +314,7 @@ load_context(const struct cli *cli, const char *path)
 	json_error_t jerr;
 	json_t *context = NULL;
 	FILE *f = NULL;
-	char chunk[8192];
-	size_t n;
+	int rc;
 
 	so_buf_init(&buf, CLI_MAX_CONTEXT_FILE);
 	f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
@@ -322,14 +322,13 @@ load_context(const struct cli *cli, const char *path)
 		cli_warn("%s: %s: %s", cli->verb, path, strerror(errno));
 		goto out;
 	}
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		if (so_buf_add(&buf, chunk, n) != 0) {
-			cli_warn("%s: %s: larger than %u bytes", cli->verb, path, CLI_MAX_CONTEXT_FILE);
-			goto out;
-		}
-	}
-	if (ferror(f)) {
+	rc = so_buf_read_file(&buf, f);
+	if (rc == SO_EIO) {
 		cli_warn("%s: %s: read error", cli->verb, path);
+		goto out;
+	}
+	if (rc != SO_OK) {
+		cli_warn("%s: %s: larger than %u bytes", cli->verb, path, CLI_MAX_CONTEXT_FILE);
 		goto out;
 	}
 	context = json_loadb(so_buf_cstr(&buf), buf.len, JSON_REJECT_DUPLICATES, &jerr);

@@ -113,3 +113,16 @@ so_buf_steal(so_buf_t *b)
 	b->cap = 0;
 	return p;
 }
+
+int
+so_buf_read_file(so_buf_t *b, FILE *f)
+{
+	char chunk[8192];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		int rc = so_buf_add(b, chunk, n);
+		if (rc != SO_OK)
+			return rc;
+	}
+	return ferror(f) ? SO_EIO : SO_OK;
+}

@@ -8,6 +8,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 
 typedef struct so_buf {
 	char *data;
@@ -29,6 +30,11 @@ int so_buf_adds(so_buf_t *b, const char *s);
 /** Append formatted text. */
 int so_buf_printf(so_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int so_buf_vprintf(so_buf_t *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/**
+ * Append the rest of `f`, to its end. Returns SO_OK, SO_ETOOLARGE (the file goes past the
+ * limit), SO_ENOMEM, or SO_EIO (a read error, errno set). The caller opens and closes `f`.
+ */
+int so_buf_read_file(so_buf_t *b, FILE *f);
 /** The contents as a C string ("" when empty; never NULL). */
 const char *so_buf_cstr(so_buf_t *b);
 /** Hand the data to the caller (who free()s it) and reset the buffer. May return NULL when empty. */

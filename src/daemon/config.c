@@ -385,9 +385,6 @@ static int
 load_file(const char *path, so_config_t *cfg, int offline, char *err, size_t errlen)
 {
 	so_buf_t text;
-	char chunk[8192];
-	size_t got;
-	int rc = SO_OK;
 	memset(cfg, 0, sizeof(*cfg));
 	FILE *f = fopen(path, "rb");
 	if (!f) {
@@ -395,10 +392,7 @@ load_file(const char *path, so_config_t *cfg, int offline, char *err, size_t err
 		return SO_EIO;
 	}
 	so_buf_init(&text, SO_YAML_MAX_BYTES);
-	while (rc == SO_OK && (got = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		rc = so_buf_add(&text, chunk, got);
-	if (ferror(f))
-		rc = SO_EIO;
+	int rc = so_buf_read_file(&text, f);
 	fclose(f);
 	if (rc == SO_ETOOLARGE)
 		snprintf(err, errlen, "%s: file is larger than %u bytes", path, SO_YAML_MAX_BYTES);

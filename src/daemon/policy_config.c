@@ -400,15 +400,14 @@ include_file(so_config_t *cfg, const char *path, char *err, size_t errlen)
 	}
 	so_buf_t text;
 	so_buf_init(&text, SO_YAML_MAX_BYTES);
-	char chunk[8192];
-	size_t got;
-	int rc = SO_OK;
-	while (rc == SO_OK && (got = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		rc = so_buf_add(&text, chunk, got);
+	int rc = so_buf_read_file(&text, f);
 	fclose(f);
 	if (rc) {
 		so_buf_free(&text);
-		snprintf(err, errlen, "included file %s is too large", path);
+		if (rc == SO_ETOOLARGE)
+			snprintf(err, errlen, "included file %s is too large", path);
+		else
+			snprintf(err, errlen, "cannot read included file %s", path);
 		return SO_ECONFIG;
 	}
 	if (cfg->loading) {

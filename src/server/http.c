@@ -417,11 +417,7 @@ read_small_file(const char *path, char *err, size_t errlen)
 	}
 	so_buf_t b;
 	so_buf_init(&b, 1 << 20);
-	char chunk[4096];
-	size_t n;
-	int rc = SO_OK;
-	while (rc == SO_OK && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		rc = so_buf_add(&b, chunk, n);
+	int rc = so_buf_read_file(&b, f);
 	fclose(f);
 	if (rc != SO_OK || !b.len) {
 		snprintf(err, errlen, "cannot read %s", path);

@@ -1,4 +1,4 @@
-/* The bounded buffer: growth, the hard limit, printf and steal. */
+/* The bounded buffer: growth, the hard limit, printf, steal and reading a file. */
 #include "unit.h"
 
 #include "common/buf.h"
@@ -119,6 +119,59 @@ test_steal_of_empty_buffer_is_null(void **state)
 	so_buf_free(&b);
 }
 
+/* A temporary file holding `n` bytes 'a'..'z' repeated, positioned at its start. */
+static FILE *
+file_of(size_t n)
+{
+	FILE *f = tmpfile();
+	assert_non_null(f);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(fputc('a' + (int)(i % 26), f), 'a' + (int)(i % 26));
+	rewind(f);
+	return f;
+}
+
+static void
+test_read_file_reads_past_one_chunk_to_the_end(void **state)
+{
+	FILE *f = file_of(20000);
+	so_buf_t b;
+	so_buf_init(&b, 20000);
+	assert_int_equal(so_buf_read_file(&b, f), SO_OK);
+	assert_int_equal(b.len, 20000);
+	assert_int_equal(b.data[0], 'a');
+	assert_int_equal(b.data[19999], 'a' + 19999 % 26);
+	assert_int_equal(b.data[20000], '\0');
+	so_buf_free(&b);
+	fclose(f);
+}
+
+static void
+test_read_file_past_the_limit_is_too_large(void **state)
+{
+	FILE *f = file_of(20001);
+	so_buf_t b;
+	so_buf_init(&b, 20000);
+	assert_int_equal(so_buf_read_file(&b, f), SO_ETOOLARGE);
+	assert_true(b.len <= 20000);
+	so_buf_free(&b);
+	fclose(f);
+}
+
+static void
+test_read_file_error_is_eio(void **state)
+{
+	/* A stream open only for writing cannot be read: fread fails and sets the error. */
+	FILE *f = fopen("/dev/null", "w");
+	assert_non_null(f);
+	so_buf_t b;
+	so_buf_init(&b, 100);
+	assert_int_equal(so_buf_read_file(&b, f), SO_EIO);
+	assert_int_equal(b.len, 0);
+	so_buf_free(&b);
+	fclose(f);
+}
+
 int
 main(void)
 {
@@ -131,6 +184,9 @@ main(void)
 		cmocka_unit_test(test_reset_keeps_memory_and_empties),
 		cmocka_unit_test(test_steal_hands_over_the_data_and_resets),
 		cmocka_unit_test(test_steal_of_empty_buffer_is_null),
+		cmocka_unit_test(test_read_file_reads_past_one_chunk_to_the_end),
+		cmocka_unit_test(test_read_file_past_the_limit_is_too_large),
+		cmocka_unit_test(test_read_file_error_is_eio),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
