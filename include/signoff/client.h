@@ -47,6 +47,7 @@ enum so_client_status {
 	SO_CLIENT_EUNREACHABLE = -101, /**< no answer: refused, unresolvable, timed out, reset */
 	SO_CLIENT_EHTTP = -102,        /**< the daemon answered with an error status; see the error */
 	SO_CLIENT_EABORTED = -103,     /**< the tick callback asked to stop the call */
+	SO_CLIENT_ESPENT = -104,       /**< the request was already claimed: a grant runs once */
 };
 
 /**
@@ -180,6 +181,82 @@ typedef int (*so_client_stream_fn)(const char *data, size_t len, void *ctx);
  */
 int so_client_get_stream(so_client_t *c, const char *path, so_client_stream_fn fn, void *ctx,
                          so_client_error_t *err);
+
+/* ---- the gate: submit, wait, claim ---- */
+
+/** Receives each version of a request while a call waits on it (for a progress line). */
+typedef void (*so_client_update_fn)(const json_t *request, void *arg);
+
+/**
+ * so_client_submit(), then check that the daemon hashed the very action submitted: `digest`
+ * receives the action's digest computed here (64 hex and a NUL), and the answer must carry
+ * the same one. A mismatch cancels the request and fails with SO_CLIENT_EPROTO. Claim with
+ * this `digest`, never with the one the daemon returned.
+ */
+int so_client_submit_checked(so_client_t *c, const so_client_submit_t *req, char digest[65],
+                             json_t **out, so_client_error_t *err);
+
+/**
+ * Long-poll request `id` until it is no longer "pending", or until `timeout_seconds` have
+ * passed (0: no limit of our own; the request's expiry ends the wait). `on_update` (may be
+ * NULL) sees each version. On success `*out` is the latest version: still "pending" only when
+ * the time ran out. The tick callback, if installed, can stop the wait (SO_CLIENT_EABORTED).
+ */
+int so_client_wait(so_client_t *c, const char *id, long timeout_seconds,
+                   so_client_update_fn on_update, void *arg, json_t **out,
+                   so_client_error_t *err);
+
+/** How so_client_gate() ended, when it returned SO_CLIENT_OK. */
+typedef enum so_client_verdict {
+	SO_CLIENT_PROCEED = 1, /**< approved and claimed: perform the action exactly as submitted,
+	                            once, then so_client_result() */
+	SO_CLIENT_DENIED,      /**< denied by policy or by a reviewer */
+	SO_CLIENT_EXPIRED,     /**< expired or cancelled undecided, or the grant expired unclaimed */
+	SO_CLIENT_TIMED_OUT,   /**< still pending after timeout_seconds; the request was cancelled */
+	SO_CLIENT_STOPPED,     /**< should_stop() ended the wait; the request was cancelled */
+} so_client_verdict_t;
+
+/** How long and how to wait in so_client_gate(). Zero it, then fill what you need. */
+typedef struct so_client_gate_opts {
+	long timeout_seconds;          /**< 0: wait as long as the request may stay pending */
+	so_client_update_fn on_update; /**< sees each version of the request; may be NULL */
+	so_client_tick_fn should_stop; /**< polled about once a second while waiting; non-zero
+	                                    cancels the request (SO_CLIENT_STOPPED); may be NULL */
+	void *arg;                     /**< passed to both */
+} so_client_gate_opts_t;
+
+/** Longest request id kept in so_client_gate_t ("req_" and 26 characters today). */
+#define SO_CLIENT_ID_MAX 80
+
+/** The outcome of so_client_gate(). Plain storage: nothing to free. */
+typedef struct so_client_gate {
+	so_client_verdict_t verdict;        /**< 0 when the call failed */
+	char id[SO_CLIENT_ID_MAX];          /**< the request's id; "" if it was never created */
+	char digest[65];                    /**< the action's digest, computed here */
+	char reason[SO_CLIENT_MESSAGE_MAX]; /**< one line for people and models (see
+	                                         so_client_describe); may hold reviewers' text */
+} so_client_gate_t;
+
+/**
+ * The whole gate in one call: so_client_submit_checked(), wait for the decision (as
+ * so_client_wait), and when approved claim the grant with our own digest. Returns
+ * SO_CLIENT_OK with `gate->verdict` set, or an error code: then nothing was granted and
+ * nothing may run (fail closed); `gate->id` says which request, if one was created.
+ * Only SO_CLIENT_PROCEED allows the action. `*out` (when not NULL) is the latest version of
+ * the request. While it waits the gate installs its own tick callback and removes it at the
+ * end, replacing any installed before.
+ */
+int so_client_gate(so_client_t *c, const so_client_submit_t *req,
+                   const so_client_gate_opts_t *opts, so_client_gate_t *gate, json_t **out,
+                   so_client_error_t *err);
+
+/**
+ * One line saying where a request stands, in words: "approved by bob, carol", "allowed by
+ * policy rule read-only", "denied by bob: not during the freeze", "denied by policy rule
+ * no-prod-deletes: <its reason>", "expired", "pending". Reviewers' comments and rule reasons
+ * are copied as they are: escape them for a terminal, as JSON does for a model.
+ */
+void so_client_describe(const json_t *request, char *buf, size_t size);
 
 #ifdef __cplusplus
 }

@@ -70,13 +70,13 @@ now_seconds(void)
 	return (long)ts.tv_sec;
 }
 
+
 /* ---- the status line ---- */
 
 /** Progress shown on stderr while waiting: refreshed in place on a tty, else on change. */
 struct waiter {
-	const char *id;     /**< borrowed */
+	char id[SO_CLIENT_ID_MAX];
 	long started;       /**< now_seconds() at the start */
-	long deadline;      /**< now_seconds() bound, or 0 for none */
 	bool interruptible; /**< a caught signal stops the wait */
 	bool tty;
 	bool line_open;     /**< a status line without newline is on the tty */
@@ -120,85 +120,31 @@ waiter_close(struct waiter *w)
 	}
 }
 
+/** so_client_update_fn: show each version of the pending request. */
 static void
-waiter_update(struct waiter *w, const json_t *request)
+waiter_update(const json_t *request, void *arg)
 {
+	struct waiter *w = arg;
+
+	snprintf(w->id, sizeof(w->id), "%s", cli_str(request, "id", "?"));
+	if (strcmp(cli_str(request, "status", ""), "pending") != 0)
+		return; /* decided: the verb says what happened */
 	snprintf(w->status, sizeof(w->status), "%s", cli_str(request, "status", "?"));
 	cli_describe_wait(request, w->waits, sizeof(w->waits));
 	waiter_draw(w);
 }
 
-static bool
-waiter_should_stop(const struct waiter *w)
-{
-	return (w->interruptible && got_signal != 0) ||
-	       (w->deadline != 0 && now_seconds() >= w->deadline);
-}
-
-/** so_client tick: refresh the line on a tty; stop the call on a signal or the deadline. */
+/** so_client tick, about once a second: stop on a caught signal; refresh the tty line. */
 static int
 waiter_tick(void *arg)
 {
 	struct waiter *w = arg;
 
-	if (waiter_should_stop(w))
+	if (w->interruptible && got_signal != 0)
 		return 1;
-	if (w->tty && now_seconds() != w->drawn_at)
+	if (w->tty && w->id[0] != '\0' && now_seconds() != w->drawn_at)
 		waiter_draw(w);
 	return 0;
-}
-
-enum wait_end { WAIT_DECIDED, WAIT_INTERRUPTED, WAIT_TIMED_OUT, WAIT_FAILED };
-
-/**
- * Long-poll `*request` until it leaves "pending". `*request` is replaced by the latest
- * version (owned by the caller throughout). WAIT_FAILED has printed why.
- */
-static enum wait_end
-wait_decided(struct cli *cli, struct waiter *w, json_t **request)
-{
-	so_client_error_t err;
-	enum wait_end end = WAIT_DECIDED;
-	json_t *next = NULL;
-	int rc;
-
-	so_client_set_tick(cli->client, waiter_tick, w);
-	for (;;) {
-		const char *status = cli_str(*request, "status", "");
-		int poll = CLI_POLL_SECONDS;
-
-		if (strcmp(status, "pending") != 0)
-			break;
-		waiter_update(w, *request);
-		if (w->interruptible && got_signal != 0) {
-			end = WAIT_INTERRUPTED;
-			break;
-		}
-		if (w->deadline != 0) {
-			long left = w->deadline - now_seconds();
-			if (left <= 0) {
-				end = WAIT_TIMED_OUT;
-				break;
-			}
-			if (left < poll)
-				poll = (int)left;
-		}
-		rc = so_client_get(cli->client, w->id, poll, &next, &err);
-		if (rc == SO_CLIENT_EABORTED)
-			continue; /* the checks above say which */
-		if (rc != SO_CLIENT_OK) {
-			waiter_close(w);
-			cli_fail(cli, w->id, rc, &err);
-			end = WAIT_FAILED;
-			break;
-		}
-		json_decref(*request);
-		*request = next;
-		next = NULL;
-	}
-	so_client_set_tick(cli->client, NULL, NULL);
-	waiter_close(w);
-	return end;
 }
 
 /* ---- options and the action ---- */
@@ -377,138 +323,57 @@ fail:
 }
 
 /**
- * Submit `ask` and check that the daemon hashed the very action we built. On success
- * `*request` (owned by the caller) is the new request and `digest` our own digest.
- * Returns CLI_EXIT_OK or an exit status after printing why.
+ * Build the action and read the context; connect. On success the caller owns `*action` and
+ * `*context` (which may be NULL). Returns CLI_EXIT_OK or an exit status after printing why.
  */
 static int
-submit(struct cli *cli, const struct ask *ask, json_t **request, char digest[65])
+prepare(struct cli *cli, const struct ask *ask, json_t **action, json_t **context)
 {
-	so_client_submit_t sub;
-	so_client_error_t err;
-	json_t *action = NULL, *context = NULL;
-	const char *theirs, *id;
-	int rc, status = CLI_EXIT_ERROR;
+	int status;
 
-	*request = NULL;
-	action = build_action(ask);
-	if (action == NULL) {
+	*context = NULL;
+	*action = build_action(ask);
+	if (*action == NULL) {
 		cli_warn("%s: the command and options must be UTF-8 text", cli->verb);
-		goto out;
+		return CLI_EXIT_ERROR;
 	}
-	if (so_json_digest(action, digest) != 0) {
-		cli_warn("%s: cannot compute the action digest", cli->verb);
-		goto out;
+	if (ask->context_file != NULL &&
+	    (*context = load_context(cli, ask->context_file)) == NULL) {
+		json_decref(*action);
+		*action = NULL;
+		return CLI_EXIT_ERROR;
 	}
-	if (ask->context_file != NULL && (context = load_context(cli, ask->context_file)) == NULL)
-		goto out;
-
 	status = cli_connect(cli, true);
-	if (status != CLI_EXIT_OK)
-		goto out;
-	status = CLI_EXIT_ERROR;
-
-	memset(&sub, 0, sizeof(sub));
-	sub.action = action;
-	sub.intent = ask->why;
-	sub.context = context;
-	sub.on_behalf_of = ask->on_behalf_of;
-	sub.ttl_seconds = ask->ttl_seconds;
-	sub.idempotency_key = ask->idempotency_key;
-	rc = so_client_submit(cli->client, &sub, request, &err);
-	if (rc != SO_CLIENT_OK) {
-		cli_fail(cli, NULL, rc, &err);
-		goto out;
-	}
-
-	id = cli_str(*request, "id", NULL);
-	theirs = cli_str(*request, "digest", NULL);
-	if (id == NULL || cli_str(*request, "status", NULL) == NULL) {
-		cli_warn("%s: the daemon's answer has no request id or status; refusing", cli->verb);
-		goto out;
-	}
-	if (theirs == NULL || strcmp(theirs, digest) != 0) {
-		fprintf(stderr, "signoff: %s %s: the daemon's digest %s does not match the action's "
-		        "digest %s; refusing\n", cli->verb, id, theirs != NULL ? theirs : "(none)", digest);
-		if (strcmp(cli_str(*request, "status", ""), "pending") == 0)
-			so_client_cancel(cli->client, id, NULL, NULL);
-		goto out;
-	}
-	status = CLI_EXIT_OK;
-out:
 	if (status != CLI_EXIT_OK) {
-		json_decref(*request);
-		*request = NULL;
+		json_decref(*context);
+		json_decref(*action);
+		*action = *context = NULL;
 	}
-	json_decref(context);
-	json_decref(action);
 	return status;
 }
 
-/** "bob, carol" from the approving reviews, or the allowing rule. */
 static void
-put_approvers(FILE *f, const json_t *request)
+fill_submit(so_client_submit_t *sub, const struct ask *ask, const json_t *action,
+            const json_t *context)
 {
-	const json_t *reviews = json_object_get(request, "reviews");
-	const json_t *rules = json_object_get(json_object_get(request, "decision"), "rules");
-	json_t *r;
-	size_t i;
-	int n = 0;
-
-	json_array_foreach(reviews, i, r) {
-		if (strcmp(cli_str(r, "decision", ""), "approve") != 0)
-			continue;
-		fputs(n++ == 0 ? "by " : ", ", f);
-		cli_put_safe(f, cli_str(r, "reviewer", "?"));
-	}
-	if (n > 0)
-		return;
-	fputs("by policy", f);
-	json_array_foreach(rules, i, r) {
-		if (strcmp(cli_str(r, "decide", ""), "allow") != 0)
-			continue;
-		fputs(n++ == 0 ? " (rule " : ", ", f);
-		cli_put_safe(f, cli_str(r, "name", "?"));
-	}
-	if (n > 0)
-		fputc(')', f);
+	memset(sub, 0, sizeof(*sub));
+	sub->action = action;
+	sub->intent = ask->why;
+	sub->context = context;
+	sub->on_behalf_of = ask->on_behalf_of;
+	sub->ttl_seconds = ask->ttl_seconds;
+	sub->idempotency_key = ask->idempotency_key;
 }
 
-/** "denied by bob: comment" or "denied by policy rule NAME: reason". */
+/** "signoff: ID <what happened>" with the daemon's and reviewers' text escaped. */
 static void
-put_denial(FILE *f, const json_t *request)
+say(const char *id, const char *what, const char *tail)
 {
-	const json_t *reviews = json_object_get(request, "reviews");
-	const json_t *rules = json_object_get(json_object_get(request, "decision"), "rules");
-	json_t *r;
-	size_t i;
-
-	json_array_foreach(reviews, i, r) {
-		const char *comment = cli_str(r, "comment", "");
-		if (strcmp(cli_str(r, "decision", ""), "deny") != 0)
-			continue;
-		fputs("denied by ", f);
-		cli_put_safe(f, cli_str(r, "reviewer", "?"));
-		if (comment[0] != '\0') {
-			fputs(": ", f);
-			cli_put_safe(f, comment);
-		}
-		return;
-	}
-	json_array_foreach(rules, i, r) {
-		const char *reason = cli_str(r, "reason", "");
-		if (strcmp(cli_str(r, "decide", ""), "deny") != 0)
-			continue;
-		fputs("denied by policy rule ", f);
-		cli_put_safe(f, cli_str(r, "name", "?"));
-		if (reason[0] != '\0') {
-			fputs(": ", f);
-			cli_put_safe(f, reason);
-		}
-		return;
-	}
-	fputs("denied", f);
+	fprintf(stderr, "signoff: %s ", id);
+	cli_put_safe(stderr, what);
+	fputs(tail, stderr);
 }
+
 
 /** Exit status for a decided request: 0 approved (or later), 3 denied, 4 expired/cancelled. */
 static int
@@ -607,38 +472,17 @@ out:
 	return code;
 }
 
-/** Cancel after Ctrl-C or --timeout; say what happened. Always CLI_EXIT_EXPIRED. */
-static int
-give_up(struct cli *cli, const char *id, const char *why)
-{
-	so_client_error_t err;
-	json_t *after = NULL;
-	int rc;
-
-	rc = so_client_cancel(cli->client, id, &after, &err);
-	if (rc == SO_CLIENT_OK)
-		fprintf(stderr, "signoff: %s: %s; request cancelled, nothing ran\n", id, why);
-	else if (rc == SO_CLIENT_EHTTP && strcmp(err.error_code, "not_pending") == 0)
-		fprintf(stderr, "signoff: %s: %s; the request was no longer pending; nothing ran\n",
-		        id, why);
-	else {
-		fprintf(stderr, "signoff: %s: %s; nothing ran, but cancelling failed: ", id, why);
-		cli_put_safe(stderr, err.message[0] != '\0' ? err.message : so_client_strerror(rc));
-		fputc('\n', stderr);
-	}
-	json_decref(after);
-	return CLI_EXIT_EXPIRED;
-}
-
 int
 cli_run(struct cli *cli, int argc, char **argv)
 {
 	struct ask ask;
 	struct waiter w;
+	so_client_submit_t sub;
+	so_client_gate_opts_t opts;
+	so_client_gate_t gate;
 	so_client_error_t err;
-	json_t *request = NULL, *claimed = NULL;
-	char digest[65], detail[300], id_copy[80];
-	const char *id, *status_name;
+	json_t *action = NULL, *context = NULL, *request = NULL;
+	char detail[300];
 	int status, rc, code;
 
 	memset(&w, 0, sizeof(w));
@@ -649,100 +493,69 @@ cli_run(struct cli *cli, int argc, char **argv)
 
 	got_signal = 0;
 	catch_signals(false);
-	status = submit(cli, &ask, &request, digest);
+	status = prepare(cli, &ask, &action, &context);
 	if (status != CLI_EXIT_OK)
-		goto out;
-	/* Our own copy: `request` is replaced on every poll. */
-	snprintf(id_copy, sizeof(id_copy), "%s", cli_str(request, "id", "?"));
-	id = id_copy;
-
-	w.id = id;
-	w.deadline = ask.timeout_seconds > 0 ? w.started + ask.timeout_seconds : 0;
+		return status;
+	fill_submit(&sub, &ask, action, context);
 	w.interruptible = true;
 	w.tty = isatty(STDERR_FILENO) == 1;
-	switch (wait_decided(cli, &w, &request)) {
-	case WAIT_DECIDED:
-		break;
-	case WAIT_INTERRUPTED:
-		status = give_up(cli, id, "interrupted");
-		goto out;
-	case WAIT_TIMED_OUT:
-		status = give_up(cli, id, "timed out");
-		goto out;
-	case WAIT_FAILED:
-		status = CLI_EXIT_ERROR;
+	memset(&opts, 0, sizeof(opts));
+	opts.timeout_seconds = ask.timeout_seconds;
+	opts.on_update = waiter_update;
+	opts.should_stop = waiter_tick;
+	opts.arg = &w;
+	rc = so_client_gate(cli->client, &sub, &opts, &gate, &request, &err);
+	waiter_close(&w);
+	if (rc != SO_CLIENT_OK) {
+		status = cli_fail(cli, gate.id[0] != '\0' ? gate.id : NULL, rc, &err);
 		goto out;
 	}
-	status_name = cli_str(request, "status", "?");
 
-	if (strcmp(status_name, "denied") == 0) {
-		fprintf(stderr, "signoff: %s ", id);
-		put_denial(stderr, request);
-		fputc('\n', stderr);
+	switch (gate.verdict) {
+	case SO_CLIENT_PROCEED:
+		break;
+	case SO_CLIENT_DENIED:
+		say(gate.id, gate.reason, "\n");
 		status = CLI_EXIT_DENIED;
 		goto out;
-	}
-	if (strcmp(status_name, "expired") == 0 || strcmp(status_name, "cancelled") == 0) {
-		fprintf(stderr, "signoff: %s %s; nothing ran\n", id, status_name);
+	case SO_CLIENT_STOPPED:
+		say(gate.id, "interrupted: ", "");
+		cli_put_safe(stderr, gate.reason);
+		fputs("; nothing ran\n", stderr);
 		status = CLI_EXIT_EXPIRED;
 		goto out;
-	}
-	if (strcmp(status_name, "approved") != 0) {
-		fprintf(stderr, "signoff: %s is already %s (a grant runs once); nothing ran\n", id,
-		        status_name);
-		status = CLI_EXIT_ERROR;
-		goto out;
-	}
-	if (got_signal != 0) {
-		/* Interrupted between the last answer and now: do not start what was stopped. */
-		fprintf(stderr, "signoff: %s approved, but interrupted; nothing ran\n", id);
+	default: /* expired, cancelled, timed out */
+		say(gate.id, gate.reason, "; nothing ran\n");
 		status = CLI_EXIT_EXPIRED;
 		goto out;
 	}
 
-	rc = so_client_claim(cli->client, id, digest, &claimed, &err);
-	if (rc != SO_CLIENT_OK) {
-		cli_fail(cli, id, rc, &err);
-		status = rc == SO_CLIENT_EHTTP && strcmp(err.error_code, "grant_expired") == 0
-		                 ? CLI_EXIT_EXPIRED
-		                 : CLI_EXIT_ERROR;
-		goto out;
-	}
-	if (strcmp(cli_str(claimed, "status", ""), "claimed") != 0 ||
-	    strcmp(cli_str(claimed, "digest", ""), digest) != 0) {
-		fprintf(stderr, "signoff: %s: the claim's answer is not a claim of this action; "
-		        "nothing ran\n", id);
-		status = CLI_EXIT_ERROR;
-		goto out;
-	}
-
-	fprintf(stderr, "signoff: %s approved ", id);
-	put_approvers(stderr, request);
-	fputs("; running ", stderr);
+	say(gate.id, gate.reason, "; running ");
 	cli_put_argv(stderr, json_object_get(json_object_get(request, "action"), "command"));
 	fputc('\n', stderr);
 
 	so_client_disconnect(cli->client); /* the command inherits no socket of ours */
 	code = run_command(ask.command, detail, sizeof(detail));
 	if (code < 0) {
-		fprintf(stderr, "signoff: %s: %s\n", id, detail);
+		fprintf(stderr, "signoff: %s: %s\n", gate.id, detail);
 		status = CLI_EXIT_ERROR;
 		code = 127;
 	} else {
 		status = code;
 		if (code == 126 || code == 127)
-			fprintf(stderr, "signoff: %s: %s\n", id, detail);
+			fprintf(stderr, "signoff: %s: %s\n", gate.id, detail);
 	}
-	rc = so_client_result(cli->client, id, code, detail, NULL, &err);
+	rc = so_client_result(cli->client, gate.id, code, detail, NULL, &err);
 	if (rc != SO_CLIENT_OK) {
 		fprintf(stderr, "signoff: %s: the command ran (%s) but reporting its result failed: ",
-		        id, detail);
+		        gate.id, detail);
 		cli_put_safe(stderr, err.message[0] != '\0' ? err.message : so_client_strerror(rc));
 		fputc('\n', stderr);
 	}
 out:
-	json_decref(claimed);
 	json_decref(request);
+	json_decref(context);
+	json_decref(action);
 	return status;
 }
 
@@ -750,33 +563,41 @@ int
 cli_request(struct cli *cli, int argc, char **argv)
 {
 	struct ask ask;
-	json_t *request = NULL;
-	char digest[65];
-	const char *status_name;
-	int status;
+	so_client_submit_t sub;
+	so_client_error_t err;
+	json_t *action = NULL, *context = NULL, *request = NULL;
+	char digest[65], reason[SO_CLIENT_MESSAGE_MAX];
+	int status, rc;
 
 	status = parse_ask(cli, argc, argv, &ask);
 	if (status >= 0)
 		return status;
-	status = submit(cli, &ask, &request, digest);
+	status = prepare(cli, &ask, &action, &context);
 	if (status != CLI_EXIT_OK)
 		return status;
+	fill_submit(&sub, &ask, action, context);
+	rc = so_client_submit_checked(cli->client, &sub, digest, &request, &err);
+	if (rc != SO_CLIENT_OK) {
+		status = cli_fail(cli, NULL, rc, &err);
+		goto out;
+	}
 	if (cli->json) {
 		cli_print_json(request);
 	} else {
 		printf("%s\n", cli_str(request, "id", "?"));
-		status_name = cli_str(request, "status", "?");
-		if (strcmp(status_name, "pending") != 0) {
-			fprintf(stderr, "signoff: %s ", cli_str(request, "id", "?"));
-			if (strcmp(status_name, "denied") == 0)
-				put_denial(stderr, request);
-			else
-				fprintf(stderr, "already %s", status_name);
+		if (strcmp(cli_str(request, "status", ""), "pending") != 0) {
+			so_client_describe(request, reason, sizeof(reason));
+			say(cli_str(request, "id", "?"),
+			    strcmp(cli_str(request, "status", ""), "denied") == 0 ? "" : "already ", "");
+			cli_put_safe(stderr, reason);
 			fputc('\n', stderr);
 		}
 	}
+out:
 	json_decref(request);
-	return CLI_EXIT_OK;
+	json_decref(context);
+	json_decref(action);
+	return status;
 }
 
 int
@@ -810,24 +631,21 @@ cli_wait(struct cli *cli, int argc, char **argv)
 	status = cli_connect_for_id(cli, argc, argv, &id);
 	if (status != CLI_EXIT_OK)
 		return status;
-	rc = so_client_get(cli->client, id, 0, &request, &err);
-	if (rc != SO_CLIENT_OK)
-		return cli_fail(cli, id, rc, &err);
 
 	memset(&w, 0, sizeof(w));
-	w.id = id;
 	w.started = now_seconds();
 	w.tty = isatty(STDERR_FILENO) == 1;
-	if (wait_decided(cli, &w, &request) != WAIT_DECIDED) {
-		status = CLI_EXIT_ERROR;
-		goto out;
-	}
+	so_client_set_tick(cli->client, waiter_tick, &w);
+	rc = so_client_wait(cli->client, id, 0, waiter_update, &w, &request, &err);
+	so_client_set_tick(cli->client, NULL, NULL);
+	waiter_close(&w);
+	if (rc != SO_CLIENT_OK)
+		return cli_fail(cli, id, rc, &err);
 	if (cli->json)
 		cli_print_json(request);
 	else
 		printf("%s\n", cli_str(request, "status", "?"));
 	status = status_exit(cli_str(request, "status", ""));
-out:
 	json_decref(request);
 	return status;
 }

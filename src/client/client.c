@@ -23,6 +23,7 @@
 #include "common/buf.h"
 #include "common/error.h"
 #include "common/json.h"
+#include "client/internal.h"
 
 #ifndef SO_VERSION
 #define SO_VERSION "0.0.0"
@@ -86,16 +87,13 @@ so_client_strerror(int code)
 	case SO_CLIENT_EUNREACHABLE: return "daemon unreachable";
 	case SO_CLIENT_EHTTP: return "the daemon refused the call";
 	case SO_CLIENT_EABORTED: return "call interrupted";
+	case SO_CLIENT_ESPENT: return "already claimed: a grant runs once";
 	default: return "unknown error";
 	}
 }
 
-static void
-error_set(so_client_error_t *err, int code, long http_status, const char *error_code,
-          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static void
-error_set(so_client_error_t *err, int code, long http_status, const char *error_code,
+void
+so_client_error_set(so_client_error_t *err, int code, long http_status, const char *error_code,
           const char *fmt, ...)
 {
 	va_list ap;
@@ -299,7 +297,7 @@ error_from_body(so_client_error_t *err, long status, const so_buf_t *body)
 		message = json_string_value(json_object_get(e, "message"));
 	}
 	if (code != NULL || message != NULL) {
-		error_set(err, SO_CLIENT_EHTTP, status, code, "%s", message ? message : "");
+		so_client_error_set(err, SO_CLIENT_EHTTP, status, code, "%s", message ? message : "");
 	} else {
 		/* Not our error shape (a proxy page, say): keep the first line, bounded. */
 		int n = 0;
@@ -308,7 +306,7 @@ error_from_body(so_client_error_t *err, long status, const so_buf_t *body)
 			size_t first = nl ? (size_t)(nl - body->data) : body->len;
 			n = first > 200 ? 200 : (int)first;
 		}
-		error_set(err, SO_CLIENT_EHTTP, status, NULL, "%s%.*s",
+		so_client_error_set(err, SO_CLIENT_EHTTP, status, NULL, "%s%.*s",
 		          n > 0 ? "unexpected answer: " : "no error body", n, n > 0 ? body->data : "");
 	}
 	json_decref(doc);
@@ -359,17 +357,17 @@ call_full(so_client_t *c, const char *method, const char *path, const json_t *bo
 		*out = NULL;
 	so_buf_init(&sink.body, SO_CLIENT_MAX_RESPONSE);
 	if (c->easy == NULL) {
-		error_set(err, rc, 0, NULL, "out of memory");
+		so_client_error_set(err, rc, 0, NULL, "out of memory");
 		goto out;
 	}
 	c->aborted = false;
 	c->too_large = false;
-	error_set(err, SO_CLIENT_OK, 0, NULL, NULL);
+	so_client_error_set(err, SO_CLIENT_OK, 0, NULL, NULL);
 
 	n = snprintf(url, sizeof(url), "%s%s", c->base_url, path);
 	if (n < 0 || (size_t)n >= sizeof(url)) {
 		rc = SO_CLIENT_EINVAL;
-		error_set(err, rc, 0, NULL, "URL too long");
+		so_client_error_set(err, rc, 0, NULL, "URL too long");
 		goto out;
 	}
 	if (body != NULL) {
@@ -378,7 +376,7 @@ call_full(so_client_t *c, const char *method, const char *path, const json_t *bo
 			goto out;
 		if (strlen(payload) > MAX_REQUEST_BODY) {
 			rc = SO_CLIENT_EINVAL;
-			error_set(err, rc, 0, NULL, "request body over %u bytes", MAX_REQUEST_BODY);
+			so_client_error_set(err, rc, 0, NULL, "request body over %u bytes", MAX_REQUEST_BODY);
 			goto out;
 		}
 	}
@@ -428,19 +426,19 @@ call_full(so_client_t *c, const char *method, const char *path, const json_t *bo
 		const char *detail = curl_msg[0] != '\0' ? curl_msg : curl_easy_strerror(cc);
 		if (c->aborted) {
 			rc = SO_CLIENT_EABORTED;
-			error_set(err, rc, 0, NULL, "interrupted");
+			so_client_error_set(err, rc, 0, NULL, "interrupted");
 		} else if (c->too_large) {
 			rc = SO_CLIENT_ETOOLARGE;
-			error_set(err, rc, 0, NULL, "answer over %u bytes", SO_CLIENT_MAX_RESPONSE);
+			so_client_error_set(err, rc, 0, NULL, "answer over %u bytes", SO_CLIENT_MAX_RESPONSE);
 		} else if (curl_unreachable(cc)) {
 			rc = SO_CLIENT_EUNREACHABLE;
-			error_set(err, rc, 0, NULL, "%s", detail);
+			so_client_error_set(err, rc, 0, NULL, "%s", detail);
 		} else if (cc == CURLE_OUT_OF_MEMORY) {
 			rc = SO_CLIENT_ENOMEM;
-			error_set(err, rc, 0, NULL, "%s", detail);
+			so_client_error_set(err, rc, 0, NULL, "%s", detail);
 		} else {
 			rc = SO_CLIENT_EPROTO;
-			error_set(err, rc, 0, NULL, "%s", detail);
+			so_client_error_set(err, rc, 0, NULL, "%s", detail);
 		}
 		goto out;
 	}
@@ -452,18 +450,18 @@ call_full(so_client_t *c, const char *method, const char *path, const json_t *bo
 		goto out;
 	}
 	if (stream != NULL) {
-		error_set(err, SO_CLIENT_OK, status, NULL, NULL);
+		so_client_error_set(err, SO_CLIENT_OK, status, NULL, NULL);
 		rc = SO_CLIENT_OK;
 		goto out;
 	}
 	if (so_json_parse(so_buf_cstr(&sink.body), sink.body.len, &response_limits, &doc, perr,
 	                  sizeof(perr)) != SO_OK || !json_is_object(doc)) {
 		rc = SO_CLIENT_EPROTO;
-		error_set(err, rc, status, NULL, "answer is not a JSON object%s%s",
+		so_client_error_set(err, rc, status, NULL, "answer is not a JSON object%s%s",
 		          doc == NULL ? ": " : "", doc == NULL ? perr : "");
 		goto out;
 	}
-	error_set(err, SO_CLIENT_OK, status, NULL, NULL);
+	so_client_error_set(err, SO_CLIENT_OK, status, NULL, NULL);
 	if (out != NULL) {
 		*out = doc;
 		doc = NULL;
@@ -471,7 +469,7 @@ call_full(so_client_t *c, const char *method, const char *path, const json_t *bo
 	rc = SO_CLIENT_OK;
 out:
 	if (rc == SO_CLIENT_ENOMEM && err != NULL && err->message[0] == '\0')
-		error_set(err, rc, 0, NULL, "out of memory");
+		so_client_error_set(err, rc, 0, NULL, "out of memory");
 	json_decref(doc);
 	curl_slist_free_all(headers);
 	free(payload);
@@ -492,7 +490,7 @@ path_ok(const char *path, json_t **out, so_client_error_t *err)
 	if (out != NULL)
 		*out = NULL;
 	if (path == NULL || strncmp(path, "/v1/", 4) != 0 || strpbrk(path, " \r\n") != NULL) {
-		error_set(err, SO_CLIENT_EINVAL, 0, NULL, "path must start with /v1/");
+		so_client_error_set(err, SO_CLIENT_EINVAL, 0, NULL, "path must start with /v1/");
 		return 0;
 	}
 	return 1;
@@ -532,12 +530,12 @@ request_path(char *path, size_t size, const char *id, const char *suffix, so_cli
 	int n;
 
 	if (!id_ok(id)) {
-		error_set(err, SO_CLIENT_EINVAL, 0, NULL, "malformed request id");
+		so_client_error_set(err, SO_CLIENT_EINVAL, 0, NULL, "malformed request id");
 		return SO_CLIENT_EINVAL;
 	}
 	n = snprintf(path, size, "/v1/requests/%s%s", id, suffix);
 	if (n < 0 || (size_t)n >= size) {
-		error_set(err, SO_CLIENT_EINVAL, 0, NULL, "malformed request id");
+		so_client_error_set(err, SO_CLIENT_EINVAL, 0, NULL, "malformed request id");
 		return SO_CLIENT_EINVAL;
 	}
 	return SO_CLIENT_OK;
@@ -548,7 +546,7 @@ invalid(so_client_error_t *err, json_t **out, const char *what)
 {
 	if (out != NULL)
 		*out = NULL;
-	error_set(err, SO_CLIENT_EINVAL, 0, NULL, "%s", what);
+	so_client_error_set(err, SO_CLIENT_EINVAL, 0, NULL, "%s", what);
 	return SO_CLIENT_EINVAL;
 }
 
@@ -601,7 +599,7 @@ fail:
 	json_decref(body);
 	if (out != NULL)
 		*out = NULL;
-	error_set(err, rc, 0, NULL, "cannot encode the request (text must be UTF-8)");
+	so_client_error_set(err, rc, 0, NULL, "cannot encode the request (text must be UTF-8)");
 	return rc;
 }
 
@@ -662,7 +660,7 @@ out:
 	if (rc == SO_CLIENT_ENOMEM) {
 		if (out != NULL)
 			*out = NULL;
-		error_set(err, rc, 0, NULL, "out of memory or query too long");
+		so_client_error_set(err, rc, 0, NULL, "out of memory or query too long");
 	}
 	curl_free(esc);
 	so_buf_free(&path);
@@ -684,7 +682,7 @@ post_request(so_client_t *c, const char *id, const char *suffix, json_t *body, j
 		goto out;
 	if (body == NULL) {
 		rc = SO_CLIENT_EINVAL;
-		error_set(err, rc, 0, NULL, "cannot encode the request (text must be UTF-8)");
+		so_client_error_set(err, rc, 0, NULL, "cannot encode the request (text must be UTF-8)");
 		goto out;
 	}
 	rc = call(c, "POST", path, body, 0, out, err);
