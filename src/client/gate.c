@@ -48,7 +48,7 @@ line_put(struct line *l, const char *s)
 	if (l->size == 0 || l->len >= l->size - 1)
 		return;
 	if (n > l->size - 1 - l->len)
-		n = l->size - 1 - l->len;
+		n = so_utf8_prefix(s, l->size - 1 - l->len);
 	memcpy(l->buf + l->len, s, n);
 	l->len += n;
 	l->buf[l->len] = '\0';

@@ -261,3 +261,42 @@ so_json_join_argv(const json_t *argv, so_buf_t *b)
 		so_buf_adds(b, json_is_string(arg) ? json_string_value(arg) : "?");
 	}
 }
+
+size_t
+so_utf8_prefix(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = p[i];
+		size_t len, k;
+		unsigned cp;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xC2 && c <= 0xDF) {
+			len = 2;
+			cp = c & 0x1F;
+		} else if (c >= 0xE0 && c <= 0xEF) {
+			len = 3;
+			cp = c & 0x0F;
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			len = 4;
+			cp = c & 0x07;
+		} else {
+			break;
+		}
+		if (n - i < len)
+			break;
+		for (k = 1; k < len && (p[i + k] & 0xC0) == 0x80; k++)
+			cp = (cp << 6) | (p[i + k] & 0x3F);
+		if (k < len || (len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+		    (cp >= 0xD800 && cp <= 0xDFFF))
+			break;
+		i += len;
+	}
+	return i;
+}

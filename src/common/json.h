@@ -53,4 +53,10 @@ const char *so_json_str(const json_t *o, const char *key, const char *fallback);
  */
 void so_json_join_argv(const json_t *argv, so_buf_t *b);
 
+/**
+ * Length of the longest prefix of `s[0..n)` that is valid UTF-8 (no overlong forms, no
+ * surrogates): where to cut text that was cut bytewise before it goes into JSON.
+ */
+size_t so_utf8_prefix(const char *s, size_t n);
+
 #endif
