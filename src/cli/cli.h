@@ -139,6 +139,7 @@ int cli_policy(struct cli *cli, int argc, char **argv);
 int cli_audit(struct cli *cli, int argc, char **argv);
 int cli_explain(struct cli *cli, int argc, char **argv);
 int cli_hook(struct cli *cli, int argc, char **argv);
+int cli_mcp_proxy(struct cli *cli, int argc, char **argv);
 
 /** Print a request for humans (show). */
 void cli_print_request(const json_t *request);
