@@ -2,7 +2,9 @@
  * libsignoff: the C client of the signoff daemon (HTTP API v1, see docs/api.md).
  *
  * One so_client_t talks to one daemon with one token. It keeps one HTTP connection open
- * between calls and is not thread-safe: use one client per thread.
+ * between calls and is not thread-safe: two threads must never use one client at the same
+ * time (give each thread, or each goroutine, its own). The client sets CURLOPT_NOSIGNAL; a
+ * program that may write to a closed connection should ignore SIGPIPE.
  *
  * Every call returns SO_CLIENT_OK (0) or a negative SO_CLIENT_E* code, and fills the caller's
  * so_client_error_t (when not NULL) with the HTTP status and the daemon's error code and
@@ -30,7 +32,7 @@ extern "C" {
 /** Longest long-poll the client asks for in one call (the daemon may clamp it lower). */
 #define SO_CLIENT_MAX_WAIT 300
 
-/** Longest request id, daemon error code and message kept in so_client_error_t. */
+/** Longest daemon error code and message kept in so_client_error_t. */
 #define SO_CLIENT_CODE_MAX 64
 #define SO_CLIENT_MESSAGE_MAX 512
 
@@ -119,6 +121,14 @@ void so_client_set_tick(so_client_t *c, so_client_tick_fn fn, void *arg);
  * every call with SO_CLIENT_ENOMEM until freed).
  */
 int so_client_disconnect(so_client_t *c);
+
+/**
+ * The digest of an action as the daemon computes it: SHA-256 of its canonical JSON (sorted
+ * keys, no whitespace, shortest number forms; docs/api.md), as 64 lowercase hex and a NUL.
+ * Claim with this digest, computed from the action you will perform. Returns SO_CLIENT_OK,
+ * or SO_CLIENT_EINVAL when `action` is not an object of UTF-8 text.
+ */
+int so_client_digest(const json_t *action, char digest[65]);
 
 /** POST /v1/requests. `*out` is the new request (201) or the first one (200, idempotent replay). */
 int so_client_submit(so_client_t *c, const so_client_submit_t *req, json_t **out,
@@ -225,8 +235,8 @@ typedef struct so_client_gate_opts {
 	void *arg;                     /**< passed to both */
 } so_client_gate_opts_t;
 
-/** Longest request id kept in so_client_gate_t ("req_" and 26 characters today). */
-#define SO_CLIENT_ID_MAX 80
+/** Room for a request id and its NUL: the client accepts ids of [A-Za-z0-9_-]{1,64}. */
+#define SO_CLIENT_ID_MAX 65
 
 /** The outcome of so_client_gate(). Plain storage: nothing to free. */
 typedef struct so_client_gate {

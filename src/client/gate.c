@@ -133,6 +133,15 @@ so_client_describe(const json_t *request, char *buf, size_t size)
 /* ---- submit, wait, claim ---- */
 
 int
+so_client_digest(const json_t *action, char digest[65])
+{
+	digest[0] = '\0';
+	if (!json_is_object(action) || so_json_digest(action, digest) != 0)
+		return SO_CLIENT_EINVAL;
+	return SO_CLIENT_OK;
+}
+
+int
 so_client_submit_checked(so_client_t *c, const so_client_submit_t *req, char digest[65],
                          json_t **out, so_client_error_t *err)
 {
@@ -143,7 +152,7 @@ so_client_submit_checked(so_client_t *c, const so_client_submit_t *req, char dig
 	if (out != NULL)
 		*out = NULL;
 	digest[0] = '\0';
-	if (req == NULL || !json_is_object(req->action) || so_json_digest(req->action, digest) != 0) {
+	if (req == NULL || so_client_digest(req->action, digest) != SO_CLIENT_OK) {
 		so_client_error_set(err, SO_CLIENT_EINVAL, 0, NULL,
 		                    "action must be a JSON object of UTF-8 text");
 		return SO_CLIENT_EINVAL;
