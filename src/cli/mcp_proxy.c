@@ -510,7 +510,12 @@ forward_request(struct proxy *p, const mcp_message_t *m, const char *line, size_
 		}
 	}
 	pthread_mutex_lock(&p->lock);
-	rc = p->server_gone ? 1 : inflight_add(p, m->id, NULL);
+	if (p->server_gone)
+		rc = 1;
+	else if (job_find(p, m->id) != NULL) /* a gated call with this id is still waiting */
+		rc = -1;
+	else
+		rc = inflight_add(p, m->id, NULL);
 	pthread_mutex_unlock(&p->lock);
 	if (rc < 0) {
 		to_client_owned(p, mcp_error_line(m->id, -32600, "Invalid Request: the id is in use, "
@@ -890,7 +895,8 @@ parse_proxy_args(struct proxy *p, int argc, char **argv)
 int
 cli_mcp_proxy(struct cli *cli, int argc, char **argv)
 {
-	struct proxy p;
+	/* Static: a gated call's thread that outlives a bounded shutdown still finds it. */
+	static struct proxy p;
 	pthread_t reader;
 	int status, wstatus;
 	bool server_gone;
