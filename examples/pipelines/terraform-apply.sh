@@ -40,6 +40,6 @@ exec signoff run \
 	${SIGNOFF_ENV:+--env "$SIGNOFF_ENV"} \
 	${SIGNOFF_RESOURCE:+--resource "$SIGNOFF_RESOURCE"} \
 	${SIGNOFF_WHY:+--why "$SIGNOFF_WHY"} \
-	--context-file - -- terraform apply -input=false tfplan <<EOF
+	--bind-file tfplan --context-file - -- terraform apply -input=false tfplan <<EOF
 $context
 EOF

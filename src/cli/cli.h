@@ -30,6 +30,8 @@ enum {
 #define CLI_CALL_TIMEOUT_MS 30000L
 /** Seconds asked of the daemon per long-poll. */
 #define CLI_POLL_SECONDS 25
+/** Most --bind-file options of one run or request. */
+#define CLI_MAX_BIND_FILES 16
 /** Largest file read for --context-file. */
 #define CLI_MAX_CONTEXT_FILE (1024u * 1024u)
 

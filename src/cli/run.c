@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "cli/cli.h"
 #include "common/buf.h"
 #include "common/error.h"
@@ -30,6 +32,8 @@ struct ask {
 	long ttl_seconds;     /**< 0: the policy's default */
 	long timeout_seconds; /**< 0: wait as long as the request may stay pending */
 	char **command;       /**< NULL-terminated argv of the command */
+	const char *bind_files[CLI_MAX_BIND_FILES]; /**< files whose contents are approved too */
+	size_t n_bind;
 };
 
 /** The signal that arrived (0 if none), and whether a process sent it (kill) or the tty. */
@@ -171,7 +175,12 @@ ask_help(const char *verb)
 	       "                     '-' reads standard input\n"
 	       "  --on-behalf-of P   the human principal this is done for\n"
 	       "  --ttl SECONDS      how long the request may stay pending (1..86400; 30m, 2h)\n"
-	       "  --idempotency-key K  submit at most once under this key\n");
+	       "  --idempotency-key K  submit at most once under this key\n"
+	       "  --bind-file F      make F's contents part of the action (its SHA-256);\n"
+	       "                     %s (repeatable, up to %d)\n",
+	       run ? "F is hashed again just before CMD runs, and nothing runs if it changed"
+	           : "'signoff run' checks it again before running",
+	       CLI_MAX_BIND_FILES);
 	if (run)
 		printf("  --timeout SECONDS  give up waiting after this long (cancels the request)\n");
 	printf(CLI_COMMON_HELP);
@@ -190,6 +199,7 @@ parse_ask(struct cli *cli, int argc, char **argv, struct ask *ask)
 		OPT_TTL,
 		OPT_TIMEOUT,
 		OPT_IDEMPOTENCY,
+		OPT_BIND_FILE,
 	};
 	static const struct option options[] = {
 		CLI_COMMON_OPTIONS,
@@ -201,6 +211,7 @@ parse_ask(struct cli *cli, int argc, char **argv, struct ask *ask)
 		{"ttl", required_argument, NULL, OPT_TTL},
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"idempotency-key", required_argument, NULL, OPT_IDEMPOTENCY},
+		{"bind-file", required_argument, NULL, OPT_BIND_FILE},
 		{NULL, 0, NULL, 0},
 	};
 	int opt;
@@ -223,6 +234,12 @@ parse_ask(struct cli *cli, int argc, char **argv, struct ask *ask)
 			continue;
 		case OPT_ON_BEHALF_OF:
 			ask->on_behalf_of = optarg;
+			continue;
+		case OPT_BIND_FILE:
+			if (ask->n_bind == CLI_MAX_BIND_FILES)
+				return cli_usage_error(cli, "at most %d --bind-file options",
+				                       CLI_MAX_BIND_FILES);
+			ask->bind_files[ask->n_bind++] = optarg;
 			continue;
 		case OPT_IDEMPOTENCY:
 			ask->idempotency_key = optarg;
@@ -322,6 +339,90 @@ fail:
 	return NULL;
 }
 
+/* ---- files bound to the action ---- */
+
+/** SHA-256 of a file's contents as 64 hex; false with errno-style text in `why`. */
+static bool
+hash_file(const char *path, char hex[65], char *why, size_t size)
+{
+	crypto_hash_sha256_state st;
+	unsigned char buf[65536], md[crypto_hash_sha256_BYTES];
+	size_t n;
+	FILE *f = fopen(path, "rb");
+
+	if (f == NULL) {
+		snprintf(why, size, "%s", strerror(errno));
+		return false;
+	}
+	crypto_hash_sha256_init(&st);
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		crypto_hash_sha256_update(&st, buf, n);
+	if (ferror(f)) {
+		snprintf(why, size, "read error");
+		fclose(f);
+		return false;
+	}
+	fclose(f);
+	crypto_hash_sha256_final(&st, md);
+	sodium_bin2hex(hex, 65, md, sizeof(md));
+	return true;
+}
+
+/** Add "files": [{"path", "sha256"}] for each --bind-file. Prints why on failure. */
+static bool
+bind_files(const struct cli *cli, const struct ask *ask, json_t *action)
+{
+	json_t *files;
+	char hex[65], why[128];
+	size_t i;
+
+	if (ask->n_bind == 0)
+		return true;
+	files = json_array();
+	if (files == NULL || json_object_set_new(action, "files", files) != 0)
+		return false;
+	for (i = 0; i < ask->n_bind; i++) {
+		if (!hash_file(ask->bind_files[i], hex, why, sizeof(why))) {
+			cli_warn("%s: --bind-file %s: %s", cli->verb, ask->bind_files[i], why);
+			return false;
+		}
+		if (json_array_append_new(files, json_pack("{s:s,s:s}", "path", ask->bind_files[i],
+		                                           "sha256", hex)) != 0) {
+			cli_warn("%s: --bind-file %s: the path must be UTF-8 text", cli->verb,
+			         ask->bind_files[i]);
+			return false;
+		}
+	}
+	return true;
+}
+
+/**
+ * Just before running: every bound file still has the contents that were approved.
+ * Writes what differs into `detail` and returns false otherwise.
+ */
+static bool
+files_unchanged(const json_t *action, char *detail, size_t size)
+{
+	const json_t *files = json_object_get(action, "files");
+	json_t *f;
+	char hex[65], why[128];
+	size_t i;
+
+	json_array_foreach(files, i, f) {
+		const char *path = cli_str(f, "path", "");
+		if (!hash_file(path, hex, why, sizeof(why))) {
+			snprintf(detail, size, "not run: bound file %.150s: %.100s", path, why);
+			return false;
+		}
+		if (strcmp(hex, cli_str(f, "sha256", "")) != 0) {
+			snprintf(detail, size, "not run: bound file %.200s changed since it was approved",
+			         path);
+			return false;
+		}
+	}
+	return true;
+}
+
 /**
  * Build the action and read the context; connect. On success the caller owns `*action` and
  * `*context` (which may be NULL). Returns CLI_EXIT_OK or an exit status after printing why.
@@ -335,6 +436,11 @@ prepare(struct cli *cli, const struct ask *ask, json_t **action, json_t **contex
 	*action = build_action(ask);
 	if (*action == NULL) {
 		cli_warn("%s: the command and options must be UTF-8 text", cli->verb);
+		return CLI_EXIT_ERROR;
+	}
+	if (!bind_files(cli, ask, *action)) {
+		json_decref(*action);
+		*action = NULL;
 		return CLI_EXIT_ERROR;
 	}
 	if (ask->context_file != NULL &&
@@ -530,6 +636,14 @@ cli_run(struct cli *cli, int argc, char **argv)
 		goto out;
 	}
 
+	if (!files_unchanged(action, detail, sizeof(detail))) {
+		fprintf(stderr, "signoff: %s: ", gate.id);
+		cli_put_safe(stderr, detail);
+		fputc('\n', stderr);
+		so_client_result(cli->client, gate.id, 1, detail, NULL, NULL);
+		status = CLI_EXIT_ERROR;
+		goto out;
+	}
 	say(gate.id, gate.reason, "; running ");
 	cli_put_argv(stderr, json_object_get(json_object_get(request, "action"), "command"));
 	fputc('\n', stderr);

@@ -243,3 +243,49 @@ def test_request_list_approve_deny_from_the_cli(daemon, tmp_path):
     p = run_cli(["deny", rid2, "-m", "no"], url, CAST["bob"].token, tmp_path)
     assert p.returncode == 0, p.stderr.decode()
     assert daemon.client("bob").show(rid2)["status"] == "denied"
+
+
+def test_run_bind_file_refuses_a_file_changed_after_approval(daemon, tmp_path):
+    """--bind-file puts the file's SHA-256 in the action; the run checks it again before it
+    starts the command, so a plan swapped while the request waited is never applied."""
+    import hashlib
+    plan = tmp_path / "tfplan"
+    plan.write_bytes(b"plan reviewed by bob and carol\n")
+    marker = tmp_path / "marker"
+    cmd = marker_cmd(marker, 0)
+    with signoff_run(daemon.url, tmp_path, cmd, extra=["--bind-file", str(plan)]) as proc:
+        req = pending_for(daemon, cmd, proc)
+        assert req["action"]["files"] == [
+            {"path": str(plan), "sha256": hashlib.sha256(plan.read_bytes()).hexdigest()}]
+        plan.write_bytes(b"a different plan\n")
+        ok(daemon.client("bob").approve(req["id"]))
+        ok(daemon.client("carol").approve(req["id"]))
+        rc, out, err = finish(proc)
+    assert rc == 5, f"a changed bound file must stop the run with 5, got {rc}: {err}"
+    assert "changed since it was approved" in err
+    assert runs(marker) == [], "the command ran although its bound file changed"
+    final = daemon.client("deploy-bot").show(req["id"])
+    assert final["status"] == "failed"
+    assert "changed since it was approved" in final["result"]["detail"]
+
+
+def test_run_bind_file_unchanged_runs_and_missing_file_asks_nothing(daemon, tmp_path):
+    plan = tmp_path / "tfplan"
+    plan.write_bytes(b"the plan\n")
+    marker = tmp_path / "marker"
+    cmd = marker_cmd(marker, 0)
+    with signoff_run(daemon.url, tmp_path, cmd, extra=["--bind-file", str(plan)]) as proc:
+        req = pending_for(daemon, cmd, proc)
+        ok(daemon.client("bob").approve(req["id"]))
+        ok(daemon.client("carol").approve(req["id"]))
+        rc, out, err = finish(proc)
+    assert rc == 0, err
+    assert runs(marker) == ["ran"]
+
+    before = len(daemon.client("bob").list()["requests"])
+    with signoff_run(daemon.url, tmp_path, cmd,
+                     extra=["--bind-file", str(tmp_path / "no-such-plan")]) as proc:
+        rc, out, err = finish(proc)
+    assert rc == 5 and "no-such-plan" in err, err
+    assert len(daemon.client("bob").list()["requests"]) == before, "a request was made anyway"
+    assert runs(marker) == ["ran"]

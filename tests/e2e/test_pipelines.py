@@ -7,6 +7,7 @@ scripts' own read-only calls (kubectl diff, terraform plan and show) come before
 the gated command runs only after approval, once, with exactly the approved argv, and never
 when the request is denied or cancelled."""
 
+import hashlib
 import json
 import os
 import re
@@ -86,6 +87,10 @@ print("deployment.apps/api configured")
 
 TERRAFORM = """
 if args[:1] == ["plan"]:
+    for a in args:
+        if a.startswith("-out="):
+            with open(a[len("-out="):], "w") as plan:
+                plan.write(os.environ.get("STANDIN_PLAN_CONTENT", "the reviewed plan"))
     print("Plan: 2 to add, 1 to change, 2 to destroy.")
     sys.exit(int(os.environ.get("STANDIN_PLAN_STATUS", "2")))
 if args[:2] == ["show", "-json"]:
@@ -197,7 +202,8 @@ def pipeline(start_daemon, tmp_path):
 # script and args: what the pipeline runs; env: what the CI sets; before: the read-only calls
 # the script makes before asking; command: the gated argv; intent, environment, resource,
 # context: what the reviewer sees.
-Recipe = namedtuple("Recipe", "script args env before command intent environment resource context")
+Recipe = namedtuple("Recipe", "script args env before command intent environment resource context "
+                   "files", defaults=[None])
 
 
 def git_commit(workspace):
@@ -272,7 +278,8 @@ def terraform(p):
         {"plan": "2 to add, 1 to change, 2 to destroy",
          "changes": "create aws_s3_bucket.logs\nupdate aws_instance.web\n"
                     "replace aws_db_instance.main\ndelete aws_iam_user.old",
-         "terraform_version": "1.9.8"})
+         "terraform_version": "1.9.8"},
+        [{"path": "tfplan", "sha256": hashlib.sha256(b"the reviewed plan").hexdigest()}])
 
 
 RECIPES = {"github": github, "gitlab": gitlab, "kubectl": kubectl, "terraform": terraform}
@@ -280,8 +287,11 @@ RECIPES = {"github": github, "gitlab": gitlab, "kubectl": kubectl, "terraform": 
 
 def assert_request_shows(req, recipe):
     assert req["requester"] == "ci"
-    assert req["action"] == {"kind": "shell", "command": recipe.command,
-                             "environment": recipe.environment, "resource": recipe.resource}
+    action = {"kind": "shell", "command": recipe.command, "environment": recipe.environment,
+              "resource": recipe.resource}
+    if recipe.files is not None:
+        action["files"] = recipe.files
+    assert req["action"] == action
     assert req["intent"] == recipe.intent
     assert req["context"] == recipe.context
 
@@ -468,3 +478,18 @@ def test_the_scripts_are_shellcheck_clean():
     scripts = sorted(str(f) for f in EXAMPLES.iterdir())
     p = subprocess.run(["shellcheck", "--shell=sh", *scripts], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_terraform_plan_swapped_after_review_is_never_applied(pipeline):
+    """The plan file is bound to the request (--bind-file): a different tfplan in the
+    workspace when the approval arrives stops the apply."""
+    recipe = terraform(pipeline)
+    proc = pipeline.spawn(recipe.script, recipe.args, recipe.env)
+    req = pipeline.pending(proc)
+    assert_request_shows(req, recipe)
+    (pipeline.workspace / "tfplan").write_text("a plan nobody reviewed")
+    ok(pipeline.daemon.client("bob").approve(req["id"], "looks right"))
+    rc, out, err = finish(proc)
+    assert rc == 5, f"expected 5 (refused), got {rc}: {err}"
+    assert "changed since it was approved" in err
+    assert pipeline.calls() == recipe.before, "terraform apply ran with a swapped plan"
