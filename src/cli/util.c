@@ -146,6 +146,8 @@ cli_fail(const struct cli *cli, const char *id, int rc, const so_client_error_t 
 			fputs(": ", stderr);
 			cli_put_safe(stderr, err->message);
 		}
+		if (strcmp(cli->url, CLI_DEFAULT_URL) == 0 && getenv("SIGNOFF_URL") == NULL)
+			fputs(" (the default address: SIGNOFF_URL is not set)", stderr);
 	} else if (rc == SO_CLIENT_EHTTP) {
 		fprintf(stderr, "%ld", err->http_status);
 		if (err->error_code[0] != '\0') {
