@@ -58,8 +58,8 @@ struct call {
 	enum family family;
 	const char *tool;    /**< the agent's own name of the tool */
 	json_t *input;       /**< owned reference: the tool's arguments (an object) */
-	char server[256];    /**< F_MCP */
-	char mcp_tool[256];  /**< F_MCP */
+	char *server;        /**< owned, F_MCP: kept whole, however long */
+	char *mcp_tool;      /**< owned, F_MCP */
 };
 
 bool
@@ -238,6 +238,17 @@ fail(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
+/** Copy the server name (`n` bytes of `server`) and the tool name into the call. */
+static bool
+set_mcp_names(struct call *call, const char *server, size_t n, const char *tool)
+{
+	free(call->server);
+	free(call->mcp_tool);
+	call->server = strndup(server, n);
+	call->mcp_tool = strdup(tool);
+	return call->server != NULL && call->mcp_tool != NULL;
+}
+
 /** Split "<server><sep><tool>" (after the prefix) into the call; false if it has no sep. */
 static bool
 split_mcp_name(struct call *call, const char *rest, const char *sep)
@@ -246,9 +257,7 @@ split_mcp_name(struct call *call, const char *rest, const char *sep)
 
 	if (at == NULL || at == rest || at[strlen(sep)] == '\0')
 		return false;
-	snprintf(call->server, sizeof(call->server), "%.*s", (int)(at - rest), rest);
-	snprintf(call->mcp_tool, sizeof(call->mcp_tool), "%s", at + strlen(sep));
-	return true;
+	return set_mcp_names(call, rest, (size_t)(at - rest), at + strlen(sep));
 }
 
 /** The tool's arguments as an object: given, parsed from a JSON string, or {}. */
@@ -293,10 +302,12 @@ read_cursor(struct call *call, const json_t *input, char *err, size_t errlen)
 			return fail(err, errlen, "%s has no \"tool_name\" string", event);
 		call->family = F_MCP;
 		call->tool = tool;
-		snprintf(call->server, sizeof(call->server), "%s", server != NULL ? server : "?");
-		snprintf(call->mcp_tool, sizeof(call->mcp_tool), "%s", tool);
+		if (server == NULL)
+			server = "?";
 		call->input = arguments_of(json_object_get(input, "tool_input"));
-		return call->input != NULL ? 0 : fail(err, errlen, "%s", "out of memory");
+		if (call->input == NULL || !set_mcp_names(call, server, strlen(server), tool))
+			return fail(err, errlen, "%s", "out of memory");
+		return 0;
 	}
 	return fail(err, errlen,
 	            "expected a beforeShellExecution or beforeMCPExecution event, got \"%.64s\"",
@@ -334,9 +345,10 @@ read_call(struct call *call, const json_t *input, char *err, size_t errlen)
 		return 0;
 	ctx = json_object_get(input, "mcp_context");
 	if (so_json_str(ctx, "server_name", NULL) != NULL) {
-		snprintf(call->server, sizeof(call->server), "%s", so_json_str(ctx, "server_name", ""));
-		snprintf(call->mcp_tool, sizeof(call->mcp_tool), "%s",
-		         so_json_str(ctx, "tool_name", call->tool));
+		const char *server = so_json_str(ctx, "server_name", "");
+		if (!set_mcp_names(call, server, strlen(server),
+		                   so_json_str(ctx, "tool_name", call->tool)))
+			return fail(err, errlen, "%s", "out of memory");
 		call->family = F_MCP;
 	} else if (split_mcp_name(call, call->tool + strlen(agent->mcp_prefix),
 	                          agent == &agents[HOOK_CLAUDE_CODE] ? "__" : "_")) {
@@ -502,6 +514,8 @@ hook_map(enum hook_agent agent, const json_t *input, const char *environment,
 		rc = 0;
 out:
 	json_decref(call.input);
+	free(call.server);
+	free(call.mcp_tool);
 	if (rc != 0)
 		hook_ask_free(out);
 	return rc;

@@ -102,6 +102,13 @@ mcp_parse(const char *line, size_t len, mcp_message_t *m)
 	}
 	id = json_object_get(m->msg, "id");
 	has_id = id != NULL;
+	if (json_is_null(id) && json_object_get(m->msg, "method") == NULL &&
+	    json_object_get(m->msg, "error") != NULL && json_object_get(m->msg, "result") == NULL) {
+		/* An error answer to a request that could not be read carries a null id. */
+		m->id = id;
+		m->kind = MCP_RESPONSE;
+		return;
+	}
 	if (has_id && !json_is_string(id) && !json_is_integer(id)) {
 		invalid(m, -32600, "Invalid Request: the id must be a string or an integer");
 		return;

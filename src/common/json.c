@@ -99,6 +99,10 @@ so_json_parse(const char *data, size_t len, const so_json_limits_t *lim, json_t 
 	if (!v) {
 		snprintf(err, errlen, "malformed JSON at line %d column %d: %s", jerr.line,
 		         jerr.column, jerr.text);
+		/* jansson quotes the input near the error, possibly half a character of it: the
+		 * message goes into JSON answers, so it must be whole UTF-8. */
+		if (errlen > 0)
+			err[so_utf8_prefix(err, strlen(err))] = '\0';
 		return SO_EBADJSON;
 	}
 	if (!json_sizes_ok(v, lim, err, errlen)) {
