@@ -167,6 +167,13 @@ int so_core_review(const so_directory_t *dir, so_request_t *r, const so_principa
                    enum so_verdict verdict, const char *comment, const char *channel, int64_t now,
                    so_core_err_t *err);
 
+/**
+ * Whether `reviewer` could review `r` at `now`, without changing it: SO_OK, or the refusal
+ * so_core_review() would give (self_approval, not_pending, not_eligible, ...) in `err`.
+ */
+int so_core_may_review(const so_request_t *r, const so_principal_t *reviewer, int64_t now,
+                       so_core_err_t *err);
+
 /** Whether the approvals recorded so far meet every requirement with distinct humans. */
 int so_core_quorum_met(const so_directory_t *dir, const so_request_t *r);
 /** Whether `p` may fill a seat of requirement `q` (escalation included once it happened). */

@@ -323,12 +323,11 @@ check_open(so_request_t *r, int64_t now, so_core_err_t *err)
 	return SO_OK;
 }
 
-int
-so_core_review(const so_directory_t *dir, so_request_t *r, const so_principal_t *reviewer,
-               enum so_verdict verdict, const char *comment, const char *channel, int64_t now,
+/** Why `reviewer` may not review `r` now (`open`: still pending and in time), or SO_OK. */
+static int
+review_refusal(const so_request_t *r, const so_principal_t *reviewer, int open,
                so_core_err_t *err)
 {
-	int rc;
 	if (reviewer->kind != SO_KIND_HUMAN)
 		return refuse(err, 403, "agent_cannot_review", "%s is an %s; only humans review",
 		              reviewer->id, so_kind_name(reviewer->kind));
@@ -339,8 +338,9 @@ so_core_review(const so_directory_t *dir, so_request_t *r, const so_principal_t 
 		                      : "this request was made on your behalf";
 		return refuse(err, 403, "self_approval", "%s", why);
 	}
-	if ((rc = check_open(r, now, err)))
-		return rc;
+	if (!open)
+		return refuse(err, 409, "not_pending", "request %s is %s, not pending", r->id,
+		              so_status_name(r->status));
 	if (!so_core_eligible(r, reviewer))
 		return refuse(err, 403, "not_eligible", "%s is not among the approvers this request needs",
 		              reviewer->id);
@@ -348,6 +348,26 @@ so_core_review(const so_directory_t *dir, so_request_t *r, const so_principal_t 
 		if (!strcmp(r->reviews[i].reviewer, reviewer->id))
 			return refuse(err, 409, "already_reviewed", "%s has already reviewed this request",
 			              reviewer->id);
+	return SO_OK;
+}
+
+int
+so_core_may_review(const so_request_t *r, const so_principal_t *reviewer, int64_t now,
+                   so_core_err_t *err)
+{
+	return review_refusal(r, reviewer, r->status == SO_ST_PENDING && now < r->expires_at, err);
+}
+
+int
+so_core_review(const so_directory_t *dir, so_request_t *r, const so_principal_t *reviewer,
+               enum so_verdict verdict, const char *comment, const char *channel, int64_t now,
+               so_core_err_t *err)
+{
+	int open = !so_core_expire(r, now) && r->status == SO_ST_PENDING;
+	int rc;
+
+	if ((rc = review_refusal(r, reviewer, open, err)))
+		return rc;
 	if ((rc = so_request_add_review(r, reviewer->id, verdict, channel, comment, now)))
 		return rc;
 	if (verdict == SO_DENY) {

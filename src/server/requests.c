@@ -35,10 +35,30 @@ visible(struct conn *c, const so_request_t *r)
 	return so_core_may_view(r, c->caller, c->srv->cfg->admin_group, c->srv->cfg->auditor_group);
 }
 
+/**
+ * The request as the caller sees it: the API's form plus "viewer", whether the caller may
+ * review it now and, if not, why in words (the console shows it instead of the buttons).
+ */
+static json_t *
+request_for_caller(struct conn *c, const so_request_t *r)
+{
+	json_t *out = so_request_to_json(dir_of(c), r);
+	so_core_err_t e;
+	int may;
+
+	if (out == NULL)
+		return NULL;
+	may = so_core_may_review(r, c->caller, so_clock_now_ms(), &e) == SO_OK;
+	json_object_set_new(out, "viewer",
+	                    json_pack("{s:b, s:o}", "may_review", may, "reason",
+	                              may ? json_null() : json_string(e.message)));
+	return out;
+}
+
 static void
 reply_request(struct conn *c, unsigned status, const so_request_t *r)
 {
-	reply_json(c, status, so_request_to_json(dir_of(c), r));
+	reply_json(c, status, request_for_caller(c, r));
 }
 
 /* ---- submit ---- */
@@ -253,7 +273,7 @@ h_list_requests(struct conn *c, struct MHD_Connection *mc)
 			scanned++;
 			if (json_array_size(list) < (size_t)limit) {
 				if (visible(c, r))
-					json_array_append_new(list, so_request_to_json(dir_of(c), r));
+					json_array_append_new(list, request_for_caller(c, r));
 				q.before_created = r->created_at;
 				memcpy(cursor_id, r->id, sizeof(cursor_id));
 				q.before_id = cursor_id;
