@@ -18,6 +18,9 @@
 
 #define SWEEP_INTERVAL_MS 1000
 #define IDLE_TIMEOUT_S 120
+#define CONSOLE_CSP                                                                        \
+	"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "  \
+	"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 void
 reply_json(struct conn *c, unsigned status, json_t *body)
@@ -70,8 +73,12 @@ op_run_done(void *arg, int rc)
 		c->changed = 0;
 		reply_store_err(c, rc == SO_ENOTFOUND ? SO_ESTORE : rc);
 	}
-	if (c->changed)
+	if (c->changed) {
 		waiters_wake(c->srv->waiters, c->id);
+		events_publish(c->srv->events, c->id,
+		               c->transition >= 0 ? so_status_name((enum so_status)c->transition)
+		                                  : NULL);
+	}
 	if (rc == SO_OK)
 		so_notifier_kick(c->srv->notifier);
 	if (rc == SO_OK && c->transition >= 0)
@@ -195,6 +202,10 @@ static const struct route routes[] = {
 	{"POST", "/v1/integrations/slack/interactions", 0, h_slack_interactions},
 	{"POST", "/v1/integrations/teams/messages", 0, h_teams_messages},
 	{"POST", "/v1/admin/policy/reload", 1, h_policy_reload},
+	{"GET", "/v1/events", 1, h_events},
+	{"POST", "/v1/session", 0, h_session_create},
+	{"GET", "/v1/session", 1, h_session_get},
+	{"DELETE", "/v1/session", 1, h_session_delete},
 };
 
 /* Match `url` against `pattern`; a "*" segment captures into id. */
@@ -225,6 +236,10 @@ static void
 dispatch(struct conn *c, struct MHD_Connection *mc, const char *method, const char *url)
 {
 	int path_known = 0;
+
+	c->method = method;
+	if ((!strcmp(method, "GET") || !strcmp(method, "HEAD")) && console_asset(c, url))
+		return;
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		const struct route *r = &routes[i];
 		if (!path_match(r->path, url, c->id))
@@ -280,6 +295,14 @@ send_reply(struct conn *c, struct MHD_Connection *mc)
 	                        c->content_type ? c->content_type : "application/json");
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	/* The console is served from here too: no script but our own files, no framing. */
+	MHD_add_response_header(resp, "Content-Security-Policy", CONSOLE_CSP);
+	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+	if (c->set_cookie[0])
+		MHD_add_response_header(resp, "Set-Cookie", c->set_cookie);
+	if (c->retry_after[0])
+		MHD_add_response_header(resp, "Retry-After", c->retry_after);
 	if (c->status == 401)
 		MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"signoff\"");
 	if (c->status >= 100 && c->status < 600)
@@ -479,7 +502,8 @@ so_server_start(so_config_t *cfg, so_writer_t *writer, so_audit_key_t *key,
 		         so_strerror(rc));
 		goto fail;
 	}
-	if (!(srv->waiters = waiters_start())) {
+	if (!(srv->waiters = waiters_start()) || !(srv->events = events_start()) ||
+	    !(srv->sessions = sessions_new())) {
 		rc = SO_ENOMEM;
 		goto fail;
 	}
@@ -564,7 +588,10 @@ so_server_stop(so_server_t *srv)
 	 * answer (bounded: 30 s at most). */
 	if (srv->waiters)
 		waiters_stop(srv->waiters);
-	for (int i = 0; i < 3000 && (atomic_load(&srv->inflight) > 0 || atomic_load(&srv->parked) > 0);
+	if (srv->events)
+		events_stop(srv->events);
+	for (int i = 0; i < 3000 && (atomic_load(&srv->inflight) > 0 || atomic_load(&srv->parked) > 0 ||
+	                             (srv->events && events_count(srv->events) > 0));
 	     i++)
 		usleep(10000);
 	/* Sign what is unsigned, so a clean stop leaves the whole log under a checkpoint. */
@@ -576,6 +603,8 @@ so_server_stop(so_server_t *srv)
 		waiters_free(srv->waiters);
 		srv->waiters = NULL;
 	}
+	events_free(srv->events);
+	sessions_free(srv->sessions);
 	readers_close(&srv->readers);
 	pthread_mutex_destroy(&srv->sweep_lock);
 	pthread_cond_destroy(&srv->sweep_cond);

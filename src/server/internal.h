@@ -61,6 +61,38 @@ void waiters_stop(struct waiters *ws);
 /** Free after waiters_stop() once nothing can call waiters_wake() any more. */
 void waiters_free(struct waiters *ws);
 
+/* ---- Server-Sent Events (events.c) ---- */
+
+struct events;
+struct events *events_start(void);
+/** Tell every subscriber that request `id` changed (`status`: its new status, or NULL). */
+void events_publish(struct events *ev, const char *id, const char *status);
+size_t events_count(struct events *ev);
+/** End every stream and stop the heartbeat; call before stopping the HTTP daemon. */
+void events_stop(struct events *ev);
+/** Free after the HTTP daemon has stopped (its streams' free callbacks use `ev`). */
+void events_free(struct events *ev);
+
+/* ---- console sessions (console.c) ---- */
+
+#define SO_SESSION_COOKIE "signoff_session"
+
+struct conn;
+struct sessions;
+struct sessions *sessions_new(void);
+void sessions_free(struct sessions *ss);
+/**
+ * Authenticate by the session cookie `cookie`: the principal, with c->by_session and c->csrf
+ * set; NULL with an error reply (401, or 403 csrf for a change without the CSRF header).
+ */
+const so_principal_t *session_caller(struct conn *c, struct MHD_Connection *mc,
+                                     const char *cookie);
+/** Serve a console file for GET `url`, if it is one; returns 1 when it answered. */
+int console_asset(struct conn *c, const char *url);
+void h_session_create(struct conn *c, struct MHD_Connection *mc);
+void h_session_get(struct conn *c, struct MHD_Connection *mc);
+void h_session_delete(struct conn *c, struct MHD_Connection *mc);
+
 /* ---- metrics ---- */
 
 #define HIST_BUCKETS 12
@@ -101,6 +133,8 @@ struct so_server {
 	so_writer_t *writer;
 	struct readers readers;
 	struct waiters *waiters;
+	struct events *events;
+	struct sessions *sessions;
 	struct MHD_Daemon *mhd;
 	uint16_t port;
 	so_json_limits_t limits;
@@ -160,6 +194,14 @@ struct conn {
 	int queued;  /* the handler queued its own response (a stream) */
 	int replied; /* send_reply ran: the one answer is out (or failed) */
 	int parked;  /* counted in srv->parked until the request completes */
+	const char *method;      /* the HTTP method, for the CSRF rule */
+	int by_session;          /* authenticated by the console's session cookie */
+	char csrf[65];           /* that session's CSRF token */
+	int64_t session_expires; /* when that session ends (wall-clock ms) */
+	char set_cookie[256];    /* a Set-Cookie header for the answer, or "" */
+	char retry_after[24];    /* a Retry-After header for the answer, or "" */
+	char client_addr[48];    /* the caller's address, for sign-in events */
+	const char *refusal;     /* why a sign-in was refused, for its audit event */
 	const char *channel;     /* where a review came from: api (default), slack, teams */
 	char chat_where[64];     /* for a refused chat click: the channel id ... */
 	char chat_user[64];      /* ... and the chat user to answer privately */
@@ -194,8 +236,16 @@ void reply_store_err(struct conn *c, int rc);
 /** Suspend `c` and run `op` in the writer; the answer is sent when it has committed. */
 void run_op(struct conn *c, struct MHD_Connection *mc, op_fn op);
 
-/** Authenticate the bearer token; NULL with an error reply set when it fails. */
+/**
+ * Authenticate the bearer token (or, without one, the console's session cookie); NULL with
+ * an error reply set when it fails.
+ */
 const so_principal_t *auth_caller(struct conn *c, struct MHD_Connection *mc);
+/**
+ * The principal whose token is `token` (any text): SO_OK with `*out` set, SO_ENOTFOUND, or
+ * SO_ESTORE when the store cannot say. Compares every configured hash in constant time.
+ */
+int principal_for_token(so_server_t *srv, const char *token, const so_principal_t **out);
 int is_admin(const so_server_t *s, const so_principal_t *p);
 int is_auditor(const so_server_t *s, const so_principal_t *p);
 
@@ -215,6 +265,7 @@ void h_audit(struct conn *c, struct MHD_Connection *mc);
 void h_whoami(struct conn *c, struct MHD_Connection *mc);
 void h_metrics(struct conn *c, struct MHD_Connection *mc);
 void h_policy_reload(struct conn *c, struct MHD_Connection *mc);
+void h_events(struct conn *c, struct MHD_Connection *mc);
 
 /* The audit API (audit_api.c). */
 void h_audit_pubkey(struct conn *c, struct MHD_Connection *mc);

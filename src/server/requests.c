@@ -96,6 +96,8 @@ op_submit(so_store_t *s, struct conn *c)
 		return rc;
 	/* c->resp already holds the 201 answer, made before the job was queued. */
 	c->transition = (int)r->status;
+	memcpy(c->id, r->id, sizeof(c->id));
+	c->changed = 1; /* nobody waits on a new id, but the console's live queue shows it */
 	if (r->status != SO_ST_PENDING)
 		c->decision_usec = 0;
 	return SO_OK;
@@ -598,6 +600,9 @@ sweep_due(so_server_t *srv)
 			if (sw.changed[i] == 1) {
 				atomic_fetch_add(&so_metrics.transitions[SO_ST_EXPIRED], 1);
 				waiters_wake(srv->waiters, sw.ids[i]);
+				events_publish(srv->events, sw.ids[i], "expired");
+			} else if (sw.changed[i] == 2) {
+				events_publish(srv->events, sw.ids[i], "pending"); /* escalated */
 			}
 		}
 		so_notifier_kick(srv->notifier);

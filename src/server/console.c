@@ -1,0 +1,406 @@
+/*
+ * The web console's server side: its embedded files, and sessions for the people using it.
+ *
+ * A reviewer signs in with their token (POST /v1/session) and gets a session cookie
+ * (HttpOnly, SameSite=Strict, Secure under TLS) plus a CSRF token the page keeps in memory.
+ * With the cookie, the API acts as that person; a change (any method but GET and HEAD) also
+ * needs the X-CSRF-Token header. Sessions live in memory: a restart signs everyone out.
+ * Failed sign-ins are audited and limited per client address.
+ *
+ * Owns: the session table and the failure counters, under one lock. Cookies and CSRF tokens
+ * are 32 random bytes in hex; the table keeps only the cookie's SHA-256.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "server/assets.h"
+#include "server/internal.h"
+
+#define SESSION_TTL_MS (8LL * 3600 * 1000)
+#define MAX_SESSIONS 10000
+/* Failed sign-ins: at most FAIL_LIMIT per address within FAIL_WINDOW_MS. */
+#define FAIL_LIMIT 5
+#define FAIL_WINDOW_MS (60LL * 1000)
+#define FAIL_SLOTS 1024
+
+struct session {
+	unsigned char cookie_hash[crypto_hash_sha256_BYTES];
+	const so_principal_t *who; /* borrowed from the configuration's directory */
+	char csrf[65];
+	int64_t expires_at;        /* wall-clock ms */
+};
+
+struct fail_slot {
+	char addr[48];
+	int64_t window_start;
+	int count;
+};
+
+struct sessions {
+	pthread_mutex_t lock;
+	struct session *items;
+	size_t n;
+	struct fail_slot fails[FAIL_SLOTS];
+};
+
+struct sessions *
+sessions_new(void)
+{
+	struct sessions *ss = calloc(1, sizeof(*ss));
+
+	if (!ss)
+		return NULL;
+	ss->items = calloc(MAX_SESSIONS, sizeof(*ss->items));
+	if (!ss->items) {
+		free(ss);
+		return NULL;
+	}
+	pthread_mutex_init(&ss->lock, NULL);
+	return ss;
+}
+
+void
+sessions_free(struct sessions *ss)
+{
+	if (!ss)
+		return;
+	sodium_memzero(ss->items, MAX_SESSIONS * sizeof(*ss->items));
+	free(ss->items);
+	pthread_mutex_destroy(&ss->lock);
+	free(ss);
+}
+
+static void
+random_hex(char out[65])
+{
+	unsigned char raw[32];
+
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2hex(out, 65, raw, sizeof(raw));
+	sodium_memzero(raw, sizeof(raw));
+}
+
+/* ---- the table (under ss->lock) ---- */
+
+static void
+drop_expired(struct sessions *ss, int64_t now)
+{
+	size_t i = 0;
+
+	while (i < ss->n) {
+		if (ss->items[i].expires_at <= now) {
+			ss->items[i] = ss->items[--ss->n];
+			sodium_memzero(&ss->items[ss->n], sizeof(ss->items[ss->n]));
+		} else {
+			i++;
+		}
+	}
+}
+
+/** The session whose cookie hashes to `hash`; every entry is compared, in constant time. */
+static struct session *
+find(struct sessions *ss, const unsigned char hash[crypto_hash_sha256_BYTES])
+{
+	struct session *found = NULL;
+
+	for (size_t i = 0; i < ss->n; i++) {
+		if (sodium_memcmp(ss->items[i].cookie_hash, hash, crypto_hash_sha256_BYTES) == 0)
+			found = &ss->items[i];
+	}
+	return found;
+}
+
+static void
+hash_cookie(const char *cookie, unsigned char hash[crypto_hash_sha256_BYTES])
+{
+	crypto_hash_sha256(hash, (const unsigned char *)cookie, strlen(cookie));
+}
+
+/* ---- failed sign-ins ---- */
+
+static void
+client_address(struct MHD_Connection *mc, char out[48])
+{
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = info ? info->client_addr : NULL;
+
+	snprintf(out, 48, "unknown");
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, 48);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
+		          48);
+}
+
+static struct fail_slot *
+fail_slot(struct sessions *ss, const char *addr, int64_t now)
+{
+	struct fail_slot *oldest = &ss->fails[0];
+
+	for (size_t i = 0; i < FAIL_SLOTS; i++) {
+		struct fail_slot *f = &ss->fails[i];
+		if (f->count > 0 && strcmp(f->addr, addr) == 0)
+			return f;
+		if (f->window_start < oldest->window_start)
+			oldest = f;
+	}
+	/* A new address takes the slot idle longest; an attacker with many addresses only
+	 * dilutes the counters, each address is still limited while its slot lives. */
+	memset(oldest, 0, sizeof(*oldest));
+	snprintf(oldest->addr, sizeof(oldest->addr), "%s", addr);
+	oldest->window_start = now;
+	return oldest;
+}
+
+/** Seconds until `addr` may try again, or 0 when it may now. */
+static long
+throttled(struct sessions *ss, const char *addr, int64_t now)
+{
+	long wait = 0;
+
+	pthread_mutex_lock(&ss->lock);
+	for (size_t i = 0; i < FAIL_SLOTS; i++) {
+		struct fail_slot *f = &ss->fails[i];
+		if (f->count >= FAIL_LIMIT && strcmp(f->addr, addr) == 0 &&
+		    now - f->window_start < FAIL_WINDOW_MS)
+			wait = (long)((f->window_start + FAIL_WINDOW_MS - now + 999) / 1000);
+	}
+	pthread_mutex_unlock(&ss->lock);
+	return wait;
+}
+
+static void
+count_failure(struct sessions *ss, const char *addr, int64_t now)
+{
+	struct fail_slot *f;
+
+	pthread_mutex_lock(&ss->lock);
+	f = fail_slot(ss, addr, now);
+	if (now - f->window_start >= FAIL_WINDOW_MS) {
+		f->window_start = now;
+		f->count = 0;
+	}
+	f->count++;
+	pthread_mutex_unlock(&ss->lock);
+}
+
+/* ---- sign-in, through the writer so that it is audited first ---- */
+
+static json_t *
+session_json(const so_principal_t *p, const char *csrf, int64_t expires_at)
+{
+	json_t *groups = json_array();
+	char when[32];
+
+	for (char **g = p->groups; g && *g; g++)
+		json_array_append_new(groups, json_string(*g));
+	so_clock_format(expires_at, when, sizeof(when));
+	return json_pack("{s:{s:s, s:s, s:o, s:o}, s:s, s:s}", "principal", "id", p->id, "kind",
+	                 so_kind_name(p->kind), "groups", groups, "owner",
+	                 p->owner ? json_string(p->owner) : json_null(), "csrf_token", csrf,
+	                 "expires_at", when);
+}
+
+static int
+op_signed_in(so_store_t *s, struct conn *c)
+{
+	struct sessions *ss = c->srv->sessions;
+	int64_t now = so_clock_now_ms();
+	char cookie[65], csrf[65];
+	struct session *sn;
+	int rc;
+
+	rc = so_audit_append(s, "session.signed_in", NULL, c->caller->id,
+	                     json_pack("{s:s}", "address", c->client_addr), now);
+	if (rc != SO_OK)
+		return rc;
+	random_hex(cookie);
+	random_hex(csrf);
+	pthread_mutex_lock(&ss->lock);
+	drop_expired(ss, now);
+	if (ss->n == MAX_SESSIONS) {
+		pthread_mutex_unlock(&ss->lock);
+		sodium_memzero(cookie, sizeof(cookie));
+		reply_error(c, 503, "unavailable", "too many open sessions; try again later");
+		return SO_OK;
+	}
+	sn = &ss->items[ss->n++];
+	hash_cookie(cookie, sn->cookie_hash);
+	sn->who = c->caller;
+	memcpy(sn->csrf, csrf, sizeof(csrf));
+	sn->expires_at = now + SESSION_TTL_MS;
+	pthread_mutex_unlock(&ss->lock);
+
+	snprintf(c->set_cookie, sizeof(c->set_cookie),
+	         SO_SESSION_COOKIE "=%s; Path=/; Max-Age=%lld; HttpOnly; SameSite=Strict%s", cookie,
+	         SESSION_TTL_MS / 1000, c->srv->tls_cert ? "; Secure" : "");
+	sodium_memzero(cookie, sizeof(cookie));
+	reply_json(c, 201, session_json(c->caller, csrf, now + SESSION_TTL_MS));
+	return SO_OK;
+}
+
+static int
+op_signin_failed(so_store_t *s, struct conn *c)
+{
+	int rc = so_audit_append(s, "session.signin_failed", NULL, "anonymous",
+	                         json_pack("{s:s, s:s}", "address", c->client_addr, "reason",
+	                                   c->refusal),
+	                         so_clock_now_ms());
+	/* The answer to the caller is the refusal prepared before; the event is what we add. */
+	return rc;
+}
+
+/** Refuse a sign-in: count it, audit it, answer `status` with `code`. */
+static void
+refuse_signin(struct conn *c, struct MHD_Connection *mc, unsigned status, const char *code,
+              const char *why)
+{
+	count_failure(c->srv->sessions, c->client_addr, so_clock_now_ms());
+	c->refusal = code;
+	reply_error(c, status, code, "%s", why);
+	run_op(c, mc, op_signin_failed);
+}
+
+void
+h_session_create(struct conn *c, struct MHD_Connection *mc)
+{
+	const so_principal_t *who = NULL;
+	const char *token;
+	long wait;
+	int rc;
+
+	client_address(mc, c->client_addr);
+	wait = throttled(c->srv->sessions, c->client_addr, so_clock_now_ms());
+	if (wait > 0) {
+		snprintf(c->retry_after, sizeof(c->retry_after), "%ld", wait);
+		reply_error(c, 429, "rate_limited", "too many failed sign-ins from %s; try again in "
+		            "%ld s", c->client_addr, wait);
+		return;
+	}
+	if (parse_body(c))
+		return;
+	token = json_string_value(json_object_get(c->in, "token"));
+	if (!token || json_object_size(c->in) != 1) {
+		reply_error(c, 400, "bad_request", "the body is {\"token\": \"so_...\"}");
+		return;
+	}
+	rc = principal_for_token(c->srv, token, &who);
+	if (rc == SO_ESTORE) {
+		reply_error(c, 503, "unavailable", "cannot check the token now");
+		return;
+	}
+	if (rc != SO_OK) {
+		refuse_signin(c, mc, 401, "unauthorized", "unknown or revoked token");
+		return;
+	}
+	if (who->kind != SO_KIND_HUMAN) {
+		refuse_signin(c, mc, 403, "not_human", "the console is for people; this token is "
+		              "an agent's");
+		return;
+	}
+	c->caller = who;
+	run_op(c, mc, op_signed_in);
+}
+
+const so_principal_t *
+session_caller(struct conn *c, struct MHD_Connection *mc, const char *cookie)
+{
+	struct sessions *ss = c->srv->sessions;
+	unsigned char hash[crypto_hash_sha256_BYTES];
+	const so_principal_t *who = NULL;
+	const char *sent;
+	struct session *sn;
+
+	hash_cookie(cookie, hash);
+	pthread_mutex_lock(&ss->lock);
+	sn = find(ss, hash);
+	if (sn && sn->expires_at > so_clock_now_ms()) {
+		who = sn->who;
+		memcpy(c->csrf, sn->csrf, sizeof(c->csrf));
+		c->session_expires = sn->expires_at;
+	}
+	pthread_mutex_unlock(&ss->lock);
+	if (!who) {
+		reply_error(c, 401, "unauthorized", "the session has ended; sign in again");
+		return NULL;
+	}
+	c->by_session = 1;
+	if (c->method && (strcmp(c->method, "GET") == 0 || strcmp(c->method, "HEAD") == 0))
+		return who;
+	/* A change needs proof that our own page sent it: the token it was given at sign-in. */
+	sent = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "X-CSRF-Token");
+	if (!sent || strlen(sent) != 64 || sodium_memcmp(sent, c->csrf, 64) != 0) {
+		reply_error(c, 403, "csrf", "a change from the console needs its X-CSRF-Token header");
+		return NULL;
+	}
+	return who;
+}
+
+void
+h_session_get(struct conn *c, struct MHD_Connection *mc)
+{
+	(void)mc;
+	if (!c->by_session) {
+		reply_error(c, 401, "unauthorized", "no console session (this call used a token)");
+		return;
+	}
+	reply_json(c, 200, session_json(c->caller, c->csrf, c->session_expires));
+}
+
+void
+h_session_delete(struct conn *c, struct MHD_Connection *mc)
+{
+	struct sessions *ss = c->srv->sessions;
+	const char *cookie = MHD_lookup_connection_value(mc, MHD_COOKIE_KIND, SO_SESSION_COOKIE);
+	unsigned char hash[crypto_hash_sha256_BYTES];
+	struct session *sn;
+
+	if (!c->by_session || !cookie) {
+		reply_error(c, 401, "unauthorized", "no console session to end");
+		return;
+	}
+	hash_cookie(cookie, hash);
+	pthread_mutex_lock(&ss->lock);
+	sn = find(ss, hash);
+	if (sn) {
+		*sn = ss->items[--ss->n];
+		sodium_memzero(&ss->items[ss->n], sizeof(ss->items[ss->n]));
+	}
+	pthread_mutex_unlock(&ss->lock);
+	snprintf(c->set_cookie, sizeof(c->set_cookie),
+	         SO_SESSION_COOKIE "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict%s",
+	         c->srv->tls_cert ? "; Secure" : "");
+	free(c->resp);
+	c->resp = strdup("");
+	c->status = 204;
+	c->content_type = "text/plain";
+}
+
+/* ---- the files ---- */
+
+int
+console_asset(struct conn *c, const char *url)
+{
+	for (size_t i = 0; i < so_assets_count; i++) {
+		if (strcmp(so_assets[i].path, url) != 0)
+			continue;
+		free(c->resp);
+		c->resp = malloc(so_assets[i].len + 1);
+		if (!c->resp) {
+			reply_error(c, 500, "internal", "out of memory");
+			return 1;
+		}
+		memcpy(c->resp, so_assets[i].data, so_assets[i].len + 1);
+		c->status = 200;
+		c->content_type = so_assets[i].type;
+		return 1;
+	}
+	return 0;
+}
