@@ -756,3 +756,45 @@ def test_filesystem_write_happens_only_after_approval(mcp_daemon, tmp_path, spaw
     drv.call("R", "read_text_file", {"path": str(target)})
     assert text_of(drv.result("R")) == "written after review\n"
     assert sorted(p.name for p in root.iterdir()) == ["approved.txt"]
+
+
+def test_lines_read_differently_by_the_server_never_reach_it(mcp_daemon, tmp_path, spawned):
+    """A line that could mean tools/call to the server but not to the proxy, or that the proxy
+    cannot read exactly as the server would, is answered with an error and never relayed."""
+    log = tmp_path / "stub.log"
+    s = RawSession(proxy_cmd(stub_cmd(log), name="stub"), agent_env(mcp_daemon.url), tmp_path,
+                   spawned, "proxy")
+    s.initialize()
+    call = {"jsonrpc": "2.0", "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"message": "sneaked"}}}
+    # Duplicate keys: a JavaScript server keeps the last "method".
+    s.send_line(b'{"jsonrpc":"2.0","id":21,"method":"ping","method":"tools/call",'
+                b'"params":{"name":"echo","arguments":{"message":"sneaked"}}}')
+    # A batch holding a call.
+    s.send_line(json.dumps([dict(call, id=22)]).encode())
+    # A call sent as a notification (no id): no answer is due, and it must not run.
+    s.send_line(json.dumps(call).encode())
+    # Invalid UTF-8 inside the arguments.
+    s.send_line(b'{"jsonrpc":"2.0","id":23,"method":"tools/call","params":{"name":"echo",'
+                b'"arguments":{"message":"\xff"}}}')
+    s.request(24, "ping")
+    assert s.result(24) == {}
+    codes = [m["error"]["code"] for m in s.snapshot() if "error" in m and "method" not in m]
+    assert codes == [-32700, -32600, -32700], \
+        f"each unreadable line must get its own error (parse, batch, UTF-8): {codes}"
+    received = [json.loads(line) for line in log.read_text().splitlines()]
+    assert not [m for m in received if m.get("method") == "tools/call"], \
+        f"a line the proxy could not read reached the server: {received}"
+    assert all(isinstance(m, dict) for m in received)
+
+
+def test_server_does_not_inherit_the_agents_token(mcp_daemon, tmp_path, spawned):
+    env_file = tmp_path / "server.env"
+    log = tmp_path / "stub.log"
+    wrapped = ["/bin/sh", "-c", 'env > "$0"; exec "$@"', str(env_file), *stub_cmd(log)]
+    s = RawSession(proxy_cmd(wrapped, name="stub"), agent_env(mcp_daemon.url), tmp_path, spawned,
+                   "proxy")
+    s.initialize()
+    names = {line.split("=", 1)[0] for line in env_file.read_text().splitlines() if "=" in line}
+    assert "SIGNOFF_URL" in names, "the environment was not captured"
+    assert "SIGNOFF_TOKEN" not in names, "the MCP server was given the agent's signoff token"
