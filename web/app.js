@@ -80,7 +80,7 @@ const state = {
   story: null,          /* its explain answer, or {error} */
   reviewBusy: false,
   reviewError: '',
-  history: {items: [], more: false, want: LIST_STEP, open: new Set(), stories: new Map()},
+  history: {items: [], more: false, want: LIST_STEP, open: new Set(), stories: new Map(), loading: new Set()},
   audit: {after: null, events: [], next: null, atEnd: true},
   live: {source: null, state: 'off', retryMs: LIVE_RETRY_MIN_MS, retryTimer: null, wasDown: false},
   refreshTimer: null,
@@ -597,7 +597,26 @@ function armSessionTimer(expiresAt) {
   const t = parseTime(expiresAt);
   if (Number.isNaN(t)) return;
   const left = Math.min(Math.max(t - Date.now(), 0), 2147483000);
-  state.sessionTimer = window.setTimeout(() => sessionEnded('Your session has expired. Sign in again.'), left);
+  state.sessionTimer = window.setTimeout(checkSession, left);
+}
+
+/* At the session's expiry, ask the server (it may have extended it) rather than guess. */
+async function checkSession() {
+  state.sessionTimer = null;
+  if (!state.session) return;
+  let fresh;
+  try {
+    fresh = await api('GET', '/v1/session');
+  } catch (err) {
+    if (!err.sessionEnded) state.sessionTimer = window.setTimeout(checkSession, 30000);
+    return;
+  }
+  if (!isObject(fresh) || !isObject(fresh.principal) || parseTime(fresh.expires_at) <= Date.now()) {
+    sessionEnded('Your session has expired. Sign in again.');
+    return;
+  }
+  state.session = fresh;
+  armSessionTimer(fresh.expires_at);
 }
 
 async function signIn(ev) {
@@ -666,7 +685,7 @@ function sessionEnded(message, info) {
   state.story = null;
   state.reviewError = '';
   state.queue = {items: [], more: false, want: LIST_STEP, hidden: 0, filter: 'pending', loaded: false};
-  state.history = {items: [], more: false, want: LIST_STEP, open: new Set(), stories: new Map()};
+  state.history = {items: [], more: false, want: LIST_STEP, open: new Set(), stories: new Map(), loading: new Set()};
   state.audit = {after: null, events: [], next: null, atEnd: true};
   clear($('queue-body'));
   clear($('request'));
@@ -750,7 +769,8 @@ function liveClosed() {
     state.live.retryTimer = null;
     if (!state.session) return;
     try {
-      await api('GET', '/v1/session');
+      const fresh = await api('GET', '/v1/session');
+      if (isObject(fresh) && isObject(fresh.principal) && state.session) state.session = fresh;
     } catch (err) {
       if (err.sessionEnded) return;
     }
@@ -931,7 +951,7 @@ function queueSummaryText() {
   switch (q.filter) {
     case 'pending': {
       let s = n ? plural(n, 'request waits', 'requests wait') + ' for your decision.' : 'Nothing waits for your decision.';
-      if (q.hidden) s += ' ' + plural(q.hidden, 'other pending request', 'other pending requests') + ' you may not decide: see All.';
+      if (q.hidden) s += ' ' + plural(q.hidden, 'other pending request', 'other pending requests') + ' you may not decide';
       return s;
     }
     case 'mine': return n ? plural(n, 'request', 'requests') + ' you made, reviewed, or that were made on your behalf.' : 'No requests of yours.';
@@ -947,7 +967,10 @@ function renderQueue() {
     clear(body);
     for (const r of q.items) body.appendChild(queueRow(r));
   });
-  setText($('queue-summary'), queueSummaryText());
+  const summary = $('queue-summary');
+  setText(summary, queueSummaryText());
+  if (q.filter === 'pending' && q.hidden) append(summary, ': see ', el('a', {href: '#/queue/all'}, 'All'), '.');
+  show($('queue'), q.items.length > 0);
   const empty = $('queue-empty');
   setText(empty, q.items.length ? '' : (q.filter === 'pending' ? 'All clear. New requests appear here as they arrive.' : 'Nothing to show.'));
   show(empty, q.items.length === 0);
@@ -1277,17 +1300,24 @@ function storyEl(story) {
   const lines = Array.isArray(story.story) ? story.story.filter((s) => typeof s === 'string') : [];
   const events = Array.isArray(story.events) ? story.events.filter(isObject) : [];
   const list = el('ol', {class: 'story'});
+  let last = null;
   for (const line of lines) {
-    const sub = /^\s/.test(line);
-    append(list, el('li', {class: sub ? 'story-sub' : null}, visible(line.trim())));
+    if (/^\s/.test(line) && last) {
+      /* an indented sentence details the one before it */
+      let sub = last.querySelector('ul');
+      if (!sub) sub = last.appendChild(el('ul', {class: 'story-sub'}));
+      append(sub, el('li', null, visible(line.trim())));
+      continue;
+    }
+    last = el('li', null, visible(line.trim()));
+    append(list, last);
   }
   const cp = isObject(story.checkpoint) ? story.checkpoint : null;
   return el('div', {class: 'history-story'},
     lines.length ? list : el('p', {class: 'muted'}, 'No story yet.'),
     events.length ? el('details', {class: 'events'}, el('summary', null, 'Audit events (' + events.length + ')'),
       eventsTable(events, false)) : null,
-    cp ? el('p', {class: 'muted small'}, 'Under signed checkpoint ' + cp.size + ' (root ', el('code', {title: str(cp.root)}, shortHex(cp.root, 16)), ', key ', el('code', null, str(cp.key_id)), ').')
-      : el('p', {class: 'muted small'}, 'Not yet under a signed checkpoint.'));
+    cp ? el('p', {class: 'muted small'}, 'Under signed checkpoint ' + cp.size + ' (root ', el('code', {title: str(cp.root)}, shortHex(cp.root, 16)), ', key ', el('code', null, str(cp.key_id)), ').') : null);
 }
 
 function decisionSection(r) {
@@ -1410,8 +1440,8 @@ async function review(decision) {
     scheduleRefresh(); /* the story and, if the answer lacked it, the viewer */
     announce('You ' + (decision === 'approve' ? 'approved' : 'denied') + ' request ' + r.id + '; it is now ' +
       (isObject(after) ? STATUS_WORDS[after.status] || after.status : 'updated') + '.');
-    const heading = $('request-status');
-    if (heading) heading.focus && $('request-title').focus();
+    const heading = $('request-title');
+    if (heading) heading.focus();
   }
 }
 
@@ -1488,15 +1518,19 @@ function historyStoryEl(id) {
 }
 
 async function loadStory(id) {
+  const loading = state.history.loading;
+  if (loading.has(id)) return;
+  loading.add(id);
   let story;
   try {
     story = await api('GET', '/v1/requests/' + encodeURIComponent(id) + '/explain');
     if (!isObject(story)) story = {error: new ApiError(200, 'bad_answer', 'signoffd sent a story this page does not understand.')};
   } catch (err) {
-    if (err.sessionEnded) return;
     story = {error: err};
+  } finally {
+    loading.delete(id);
   }
-  if (!state.session) return;
+  if (!state.session || (story.error && story.error.sessionEnded)) return;
   state.history.stories.set(id, story);
   const item = document.querySelector('#history details.history-item[data-id="' + cssEscape(id) + '"]');
   if (!item) return;
@@ -1511,7 +1545,7 @@ async function loadAudit(quiet) {
   const errorNode = $('audit-error');
   if (quiet) {
     /* a live update: only the events page, and only when it shows the newest events */
-    if (state.audit.atEnd) await loadAuditEvents(state.audit.after, seq, true);
+    if (state.audit.atEnd) await loadAuditEvents(state.audit.after, seq, false);
     return;
   }
   show(errorNode, false);
@@ -1542,7 +1576,7 @@ async function loadAudit(quiet) {
       isObject(checkpoint) ? num(checkpoint.size) : 0);
     after = Math.max(0, guess - AUDIT_PAGE);
   }
-  await loadAuditEvents(after, seq, false, true);
+  await loadAuditEvents(after, seq, true);
 }
 
 function num(v) {
@@ -1616,7 +1650,7 @@ function renderCheckpoint(cp) {
 
 /* Loads one page of events after `after`; when `toEnd`, follows `next` (bounded) to reach the
  * newest page. */
-async function loadAuditEvents(after, seq, quiet, toEnd) {
+async function loadAuditEvents(after, seq, toEnd) {
   const a = state.audit;
   let page;
   let from = after;
@@ -1649,7 +1683,6 @@ async function loadAuditEvents(after, seq, quiet, toEnd) {
   a.next = isObject(page) && typeof page.next === 'number' ? page.next : null;
   a.atEnd = a.next === null;
   renderAuditEvents();
-  if (!quiet) return;
 }
 
 function renderAuditEvents() {
@@ -1692,13 +1725,13 @@ function eventsTable(events, withData) {
 function auditOlder() {
   const a = state.audit;
   const first = a.events.length ? a.events[0].seq : 1;
-  loadAuditEvents(Math.max(0, first - 1 - AUDIT_PAGE), ++state.loadSeq, false, false);
+  loadAuditEvents(Math.max(0, first - 1 - AUDIT_PAGE), ++state.loadSeq, false);
 }
 
 function auditNewer() {
   const a = state.audit;
   if (a.next === null) return;
-  loadAuditEvents(a.next, ++state.loadSeq, false, false);
+  loadAuditEvents(a.next, ++state.loadSeq, false);
 }
 
 /* ---------- wiring ---------- */

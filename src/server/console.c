@@ -194,7 +194,7 @@ count_failure(struct sessions *ss, const char *addr, int64_t now)
 /* ---- sign-in, through the writer so that it is audited first ---- */
 
 static json_t *
-session_json(const so_principal_t *p, const char *csrf, int64_t expires_at)
+session_json(so_server_t *srv, const so_principal_t *p, const char *csrf, int64_t expires_at)
 {
 	json_t *groups = json_array();
 	char when[32];
@@ -202,10 +202,10 @@ session_json(const so_principal_t *p, const char *csrf, int64_t expires_at)
 	for (char **g = p->groups; g && *g; g++)
 		json_array_append_new(groups, json_string(*g));
 	so_clock_format(expires_at, when, sizeof(when));
-	return json_pack("{s:{s:s, s:s, s:o, s:o}, s:s, s:s}", "principal", "id", p->id, "kind",
-	                 so_kind_name(p->kind), "groups", groups, "owner",
-	                 p->owner ? json_string(p->owner) : json_null(), "csrf_token", csrf,
-	                 "expires_at", when);
+	return json_pack("{s:{s:s, s:s, s:o, s:o, s:b, s:b}, s:s, s:s}", "principal", "id", p->id,
+	                 "kind", so_kind_name(p->kind), "groups", groups, "owner",
+	                 p->owner ? json_string(p->owner) : json_null(), "admin", is_admin(srv, p),
+	                 "auditor", is_auditor(srv, p), "csrf_token", csrf, "expires_at", when);
 }
 
 static int
@@ -242,7 +242,7 @@ op_signed_in(so_store_t *s, struct conn *c)
 	         SO_SESSION_COOKIE "=%s; Path=/; Max-Age=%lld; HttpOnly; SameSite=Strict%s", cookie,
 	         SESSION_TTL_MS / 1000, c->srv->tls_cert ? "; Secure" : "");
 	sodium_memzero(cookie, sizeof(cookie));
-	reply_json(c, 201, session_json(c->caller, csrf, now + SESSION_TTL_MS));
+	reply_json(c, 201, session_json(c->srv, c->caller, csrf, now + SESSION_TTL_MS));
 	return SO_OK;
 }
 
@@ -351,7 +351,7 @@ h_session_get(struct conn *c, struct MHD_Connection *mc)
 		reply_error(c, 401, "unauthorized", "no console session (this call used a token)");
 		return;
 	}
-	reply_json(c, 200, session_json(c->caller, c->csrf, c->session_expires));
+	reply_json(c, 200, session_json(c->srv, c->caller, c->csrf, c->session_expires));
 }
 
 void
