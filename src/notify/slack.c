@@ -171,7 +171,7 @@ blocks_for(const so_notify_config_t *cfg, const json_t *req, char *fallback, siz
 	so_buf_reset(&b);
 	so_buf_printf(&b, "request `%s`", so_json_str(req, "id", "?"));
 	if (cfg->console_url)
-		so_buf_printf(&b, " · <%s#/requests/%s|open in the console>", cfg->console_url,
+		so_buf_printf(&b, " · <%s#/r/%s|open in the console>", cfg->console_url,
 		              so_json_str(req, "id", ""));
 	json_array_append_new(blocks, json_pack("{s:s, s:[o]}", "type", "context", "elements",
 	                                        mrkdwn(so_buf_cstr(&b))));

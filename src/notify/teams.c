@@ -177,7 +177,7 @@ so_teams_card(const so_notify_config_t *cfg, const json_t *req, int buttons, con
 		                                         "request_id", id));
 	}
 	if (cfg->console_url) {
-		so_buf_printf(&b, "%s#/requests/%s", cfg->console_url, id);
+		so_buf_printf(&b, "%s#/r/%s", cfg->console_url, id);
 		json_array_append_new(actions, json_pack("{s:s, s:s, s:s}", "type", "Action.OpenUrl",
 		                                         "title", "Open in the console", "url",
 		                                         so_buf_cstr(&b)));

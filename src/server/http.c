@@ -170,6 +170,18 @@ health(struct conn *c)
 
 /* ---- routing ---- */
 
+static int
+hex_value(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
 typedef void (*handler_fn)(struct conn *c, struct MHD_Connection *mc);
 
 struct route {
@@ -372,6 +384,32 @@ on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
 	*con_cls = NULL;
 }
 
+/*
+ * Percent-decode a URL path or argument in place, except "%00": a NUL would cut the C string
+ * MHD hands us, so "/console/app.js%00.css" would be served as app.js. Left encoded, such a
+ * path matches nothing and is not found.
+ */
+static size_t
+unescape(void *cls, struct MHD_Connection *mc, char *s)
+{
+	char *r = s, *w = s;
+
+	(void)cls;
+	(void)mc;
+	while (*r) {
+		int hi, lo;
+		if (r[0] == '%' && (hi = hex_value(r[1])) >= 0 && (lo = hex_value(r[2])) >= 0 &&
+		    (hi || lo)) {
+			*w++ = (char)(hi * 16 + lo);
+			r += 3;
+		} else {
+			*w++ = *r++;
+		}
+	}
+	*w = '\0';
+	return (size_t)(w - s);
+}
+
 /* ---- sweeper: expires what is due, once a second ---- */
 
 static void *
@@ -525,6 +563,7 @@ so_server_start(so_config_t *cfg, so_writer_t *writer, so_audit_key_t *key,
 		{MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL},
 		{MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, NULL},
 		{MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, srv},
+		{MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape, NULL},
 		{MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
 		{srv->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, srv->tls_cert},
 		{MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key},

@@ -313,7 +313,7 @@ def test_without_a_bot_a_card_with_a_console_link_goes_to_the_workflow(teams):
     card = card_of(hook)
     assert not executes(card), "a webhook card cannot have Action.Execute"
     links = [a for a in card.get("actions") or [] if a.get("type") == "Action.OpenUrl"]
-    assert links and links[0]["url"] == f"{CONSOLE}#/requests/{rid}", card
+    assert links and links[0]["url"] == f"{CONSOLE}#/r/{rid}", card
     assert rid in card_text(card)
     # no bot: no endpoint, no connector, no token
     r = teams.send(teams.activity(AAD["bob"], "signoff_approve", rid))
