@@ -132,6 +132,17 @@ so_client_describe(const json_t *request, char *buf, size_t size)
 
 /* ---- submit, wait, claim ---- */
 
+/** End a call: on success `*out` (when wanted) takes `v`; otherwise `v` is released. */
+static int
+hand_over(int rc, json_t *v, json_t **out)
+{
+	if (rc == SO_CLIENT_OK && out != NULL)
+		*out = v;
+	else
+		json_decref(v);
+	return rc;
+}
+
 int
 so_client_digest(const json_t *action, char digest[65])
 {
@@ -175,15 +186,7 @@ so_client_submit_checked(so_client_t *c, const so_client_submit_t *req, char dig
 			so_client_cancel(c, id, NULL, NULL);
 		rc = SO_CLIENT_EPROTO;
 	}
-	if (rc != SO_CLIENT_OK) {
-		json_decref(request);
-		return rc;
-	}
-	if (out != NULL)
-		*out = request;
-	else
-		json_decref(request);
-	return SO_CLIENT_OK;
+	return hand_over(rc, request, out);
 }
 
 /**
@@ -234,15 +237,7 @@ so_client_wait(so_client_t *c, const char *id, long timeout_seconds,
 	rc = so_client_get(c, id, 0, &request, err);
 	if (rc == SO_CLIENT_OK)
 		rc = follow(c, &request, deadline, on_update, arg, err);
-	if (rc != SO_CLIENT_OK) {
-		json_decref(request);
-		return rc;
-	}
-	if (out != NULL)
-		*out = request;
-	else
-		json_decref(request);
-	return SO_CLIENT_OK;
+	return hand_over(rc, request, out);
 }
 
 /** The request stays undecided and we stop waiting: cancel it and say how that went. */

@@ -126,3 +126,15 @@ so_buf_read_file(so_buf_t *b, FILE *f)
 	}
 	return ferror(f) ? SO_EIO : SO_OK;
 }
+
+int
+so_hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

@@ -35,6 +35,9 @@ int so_buf_vprintf(so_buf_t *b, const char *fmt, va_list ap) __attribute__((form
  * limit), SO_ENOMEM, or SO_EIO (a read error, errno set). The caller opens and closes `f`.
  */
 int so_buf_read_file(so_buf_t *b, FILE *f);
+
+/** The value of one hex digit (either case), or -1: for %XX and \uXXXX decoders. */
+int so_hex_digit(char c);
 /** The contents as a C string ("" when empty; never NULL). */
 const char *so_buf_cstr(so_buf_t *b);
 /** Hand the data to the caller (who free()s it) and reset the buffer. May return NULL when empty. */

@@ -15,6 +15,7 @@
 
 #include <pcre2.h>
 
+#include "common/buf.h"
 #include "common/error.h"
 #include "policy/expr.h"
 
@@ -207,18 +208,6 @@ is_ident(char c)
 	return is_ident_start(c) || (c >= '0' && c <= '9');
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Append the UTF-8 encoding of `cp` to out[*n]. */
 static void
 put_utf8(char *out, size_t *n, unsigned cp)
@@ -277,7 +266,7 @@ lex_string(struct parser *p)
 		case 'u': {
 			unsigned cp = 0;
 			for (int i = 0; i < 4; i++) {
-				int h = hexval(s[p->pos]);
+				int h = so_hex_digit(s[p->pos]);
 				if (h < 0) {
 					free(out);
 					fail_at(p, p->pos, "\\u needs four hex digits");

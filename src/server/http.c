@@ -170,18 +170,6 @@ health(struct conn *c)
 
 /* ---- routing ---- */
 
-static int
-hex_value(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 typedef void (*handler_fn)(struct conn *c, struct MHD_Connection *mc);
 
 struct route {
@@ -398,7 +386,7 @@ unescape(void *cls, struct MHD_Connection *mc, char *s)
 	(void)mc;
 	while (*r) {
 		int hi, lo;
-		if (r[0] == '%' && (hi = hex_value(r[1])) >= 0 && (lo = hex_value(r[2])) >= 0 &&
+		if (r[0] == '%' && (hi = so_hex_digit(r[1])) >= 0 && (lo = so_hex_digit(r[2])) >= 0 &&
 		    (hi || lo)) {
 			*w++ = (char)(hi * 16 + lo);
 			r += 3;

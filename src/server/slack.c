@@ -50,13 +50,6 @@ seen_before(so_server_t *srv, const char *sig, int64_t now)
 	return seen;
 }
 
-static int
-hexval(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-	                                       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 /* The value of `key` in an application/x-www-form-urlencoded body, decoded (malloc'd). */
 static char *
 form_value(const char *body, size_t len, const char *key)
@@ -74,8 +67,8 @@ form_value(const char *body, size_t len, const char *key)
 			for (; v < stop; v++) {
 				if (*v == '+') {
 					*o++ = ' ';
-				} else if (*v == '%' && stop - v > 2 && hexval(v[1]) >= 0 && hexval(v[2]) >= 0) {
-					*o++ = (char)(hexval(v[1]) * 16 + hexval(v[2]));
+				} else if (*v == '%' && stop - v > 2 && so_hex_digit(v[1]) >= 0 && so_hex_digit(v[2]) >= 0) {
+					*o++ = (char)(so_hex_digit(v[1]) * 16 + so_hex_digit(v[2]));
 					v += 2;
 				} else {
 					*o++ = *v;
