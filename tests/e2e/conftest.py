@@ -552,6 +552,30 @@ def spawn_cli(args, url, token, cwd):
     )
 
 
+def finish_process(proc, timeout, what):
+    """Wait for `proc` to end, bounded: (returncode, stdout, stderr) as text. Past `timeout`
+    it is killed and the test fails, quoting the end of its stderr."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate(timeout=30)
+        raise AssertionError(f"{what} did not finish within {timeout}s: "
+                             f"{(err or b'').decode(errors='replace')[-2000:]}")
+    return (proc.returncode, (out or b"").decode(errors="replace"),
+            (err or b"").decode(errors="replace"))
+
+
+def reap_process(proc):
+    """Teardown: kill `proc` if it still runs, and close its pipes."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(30)
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe:
+            pipe.close()
+
+
 def run_cli(args, url, token, cwd, timeout=60):
     return subprocess.run(
         [cli_path()] + list(args),

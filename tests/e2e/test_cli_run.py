@@ -6,7 +6,8 @@ import json
 import re
 import time
 
-from conftest import (CAST, REQUEST_ID_RE, expect_error, free_closed_port, ok, run_cli,
+from conftest import (CAST, REQUEST_ID_RE, expect_error, finish_process, free_closed_port, ok,
+                      reap_process, run_cli,
                       spawn_cli, wait_until)
 
 RUN_TIMEOUT = 90  # seconds for `signoff run` to finish once the outcome is decided
@@ -28,22 +29,11 @@ def signoff_run(d_url, tmp_path, cmd, who="deploy-bot", extra=()):
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe:
-                pipe.close()
+        reap_process(proc)
 
 
 def finish(proc, timeout=RUN_TIMEOUT):
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except Exception:
-        proc.kill()
-        out, err = proc.communicate(timeout=30)
-        raise AssertionError(f"signoff run did not finish within {timeout}s: {err.decode()[-2000:]}")
-    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+    return finish_process(proc, timeout, "signoff run")
 
 
 def pending_for(daemon, cmd, proc):

@@ -36,6 +36,7 @@ import requests
 
 import browser
 from conftest import (BUILD, CAST, HTTP_TIMEOUT, SANITIZER_MARKERS, SIGNOFFD, expect_error,
+                      finish_process, reap_process,
                       make_config, new_token, ok, parse_time, run_cli, sample_action, spawn_cli,
                       wait_until)
 
@@ -711,23 +712,11 @@ def background_run(daemon, cwd, cmd, intent, context_file):
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe:
-                pipe.close()
+        reap_process(proc)
 
 
 def finish(proc, timeout=RUN_TIMEOUT):
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate(timeout=30)
-        raise AssertionError(f"signoff run did not finish within {timeout}s: "
-                             f"{err.decode(errors='replace')[-2000:]}")
-    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+    return finish_process(proc, timeout, "signoff run")
 
 
 def pending_id_of_run(daemon, cmd, proc):

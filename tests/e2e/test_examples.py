@@ -13,7 +13,8 @@ import time
 import pytest
 import requests
 
-from conftest import (BUILD, CAST, HTTP_TIMEOUT, REPO, cli_env, digest_of, free_closed_port, ok,
+from conftest import (BUILD, CAST, HTTP_TIMEOUT, REPO, cli_env, digest_of, finish_process,
+                      free_closed_port, ok, reap_process,
                       wait_until)
 
 RUN_TIMEOUT = 90  # seconds for an example to finish once the outcome is decided
@@ -46,22 +47,11 @@ def running(example, url, args, cwd, who="deploy-bot"):
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
-        for pipe in (proc.stdout, proc.stderr):
-            pipe.close()
+        reap_process(proc)
 
 
 def finish(proc, timeout=RUN_TIMEOUT):
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate(timeout=30)
-        raise AssertionError(f"the example did not finish within {timeout}s: "
-                             f"{err.decode(errors='replace')[-2000:]}")
-    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+    return finish_process(proc, timeout, "the example")
 
 
 def submitted(client, output, proc, status=None):

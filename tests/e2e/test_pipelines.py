@@ -19,7 +19,7 @@ from collections import namedtuple
 
 import pytest
 
-from conftest import CAST, REPO, SIGNOFF, expect_error, ok, wait_until
+from conftest import CAST, REPO, SIGNOFF, expect_error, finish_process, ok, wait_until
 
 EXAMPLES = REPO / "examples" / "pipelines"
 DOC = REPO / "docs" / "integrations" / "pipelines.md"
@@ -177,14 +177,7 @@ class Pipeline:
 
 
 def finish(proc, timeout=RUN_TIMEOUT):
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate(timeout=30)
-        raise AssertionError(f"the script did not finish within {timeout}s: "
-                             f"{err.decode(errors='replace')[-2000:]}")
-    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+    return finish_process(proc, timeout, "the script")
 
 
 @pytest.fixture
