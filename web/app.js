@@ -13,6 +13,7 @@
  *   #/queue/decided    requests that are no longer pending
  *   #/queue/all        everything I may see
  *   #/r/<id>           one request, with Approve / Deny
+ *   #/link/<code>/<id> a one-time sign-in link from chat; becomes #/r/<id> at once
  *   #/history          decided requests with their story from the audit log
  *   #/audit            the audit log, its latest checkpoint, verification, export
  *
@@ -553,9 +554,34 @@ async function loadRequests(status, want, keep) {
 
 /* ---------- session ---------- */
 
+/*
+ * A one-time sign-in link from a chat message: #/link/<code>/<request id>. The code leaves
+ * the address bar and the history at once, then buys a session for the person it was made
+ * for; the page opens the request.
+ */
+const LINK_RE = /^#\/link\/([0-9a-f]{64})\/([A-Za-z0-9_-]{1,64})$/;
+
+async function signInWithLink() {
+  const m = LINK_RE.exec(location.hash);
+  if (!m) return false;
+  history.replaceState(null, '', '#/r/' + m[2]);
+  try {
+    const session = await rawFetch('POST', '/v1/session', {link: m[1]});
+    if (!isObject(session) || !isObject(session.principal)) throw new ApiError(200, 'bad_answer', 'signoffd sent a session answer this page does not understand.');
+    signedIn(session);
+  } catch (err) {
+    const text = err instanceof ApiError && err.status === 401
+      ? 'This sign-in link was already used or has expired. Ask for a new one in chat, or sign in with your token.'
+      : 'Could not sign in with the link: ' + describeError(err);
+    showSignin(text);
+  }
+  return true;
+}
+
 async function boot() {
   wireStatic();
   state.tickTimer = window.setInterval(tick, 1000);
+  if (await signInWithLink()) return;
   let session = null;
   try {
     session = await rawFetch('GET', '/v1/session');

@@ -77,8 +77,11 @@ typedef struct so_notifier so_notifier_t;
  */
 int so_notify_request(so_notifier_t *n, so_store_t *s, const so_request_t *r, const char *event,
                       int64_t now);
-/** Queue a private explanation for a refused chat click (Slack ephemeral message). */
-int so_notify_refusal(so_notifier_t *n, so_store_t *s, const char *channel, const char *where,
+/**
+ * Queue a message only `user` sees, in `where` (a Slack ephemeral message): the reason a
+ * click was refused, or a personal sign-in link.
+ */
+int so_notify_ephemeral(so_notifier_t *n, so_store_t *s, const char *channel, const char *where,
                       const char *user, const char *text, int64_t now);
 /**
  * Check a Slack request signature: "v0=" + hex HMAC-SHA256(secret, "v0:" ts ":" body),

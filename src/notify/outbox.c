@@ -207,7 +207,7 @@ so_notify_request(so_notifier_t *n, so_store_t *s, const so_request_t *r, const 
 }
 
 int
-so_notify_refusal(so_notifier_t *n, so_store_t *s, const char *channel, const char *where,
+so_notify_ephemeral(so_notifier_t *n, so_store_t *s, const char *channel, const char *where,
                   const char *user, const char *text, int64_t now)
 {
 	if (!n || strcmp(channel, "slack") || !n->cfg->slack.enabled || !where || !user)

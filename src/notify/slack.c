@@ -157,16 +157,23 @@ blocks_for(const so_notify_config_t *cfg, const json_t *req, char *fallback, siz
 		json_array_append_new(blocks, section(done));
 	} else {
 		const char *id = so_json_str(req, "id", "");
-		json_array_append_new(
-		    blocks, json_pack("{s:s, s:s, s:[{s:s, s:s, s:{s:s, s:s}, s:s, s:s}, "
-		                      "{s:s, s:s, s:{s:s, s:s}, s:s, s:s}, {s:s, s:s, s:{s:s, s:s}, s:s}]}",
-		                      "type", "actions", "block_id", "signoff", "elements", "type", "button",
-		                      "action_id", "signoff_approve", "text", "type", "plain_text", "text",
-		                      "Approve", "style", "primary", "value", id, "type", "button",
-		                      "action_id", "signoff_deny", "text", "type", "plain_text", "text",
-		                      "Deny", "style", "danger", "value", id, "type", "button",
-		                      "action_id", "signoff_deny_reason", "text", "type", "plain_text",
-		                      "text", "Deny with a reason…", "value", id));
+		json_t *actions = json_pack(
+		    "{s:s, s:s, s:[{s:s, s:s, s:{s:s, s:s}, s:s, s:s}, "
+		    "{s:s, s:s, s:{s:s, s:s}, s:s, s:s}, {s:s, s:s, s:{s:s, s:s}, s:s}]}",
+		    "type", "actions", "block_id", "signoff", "elements", "type", "button", "action_id",
+		    "signoff_approve", "text", "type", "plain_text", "text", "Approve", "style", "primary",
+		    "value", id, "type", "button", "action_id", "signoff_deny", "text", "type",
+		    "plain_text", "text", "Deny", "style", "danger", "value", id, "type", "button",
+		    "action_id", "signoff_deny_reason", "text", "type", "plain_text", "text",
+		    "Deny with a reason…", "value", id);
+		/* A sign-in link is personal: the click asks for one, sent only to the clicker. */
+		if (cfg->console_url && actions)
+			json_array_append_new(json_object_get(actions, "elements"),
+			                      json_pack("{s:s, s:s, s:{s:s, s:s}, s:s}", "type", "button",
+			                                "action_id", "signoff_console", "text", "type",
+			                                "plain_text", "text", "Open in the console",
+			                                "value", id));
+		json_array_append_new(blocks, actions);
 	}
 	so_buf_reset(&b);
 	so_buf_printf(&b, "request `%s`", so_json_str(req, "id", "?"));

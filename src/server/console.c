@@ -36,6 +36,15 @@ struct session {
 	int64_t expires_at;        /* wall-clock ms */
 };
 
+/* A one-time sign-in link, sent privately to one reviewer from a chat message. */
+struct link {
+	unsigned char token_hash[crypto_hash_sha256_BYTES];
+	const so_principal_t *who;
+	int64_t expires_at; /* wall-clock ms; 0: used */
+};
+
+#define MAX_LINKS 1024
+
 struct fail_slot {
 	char addr[48];
 	int64_t window_start;
@@ -46,6 +55,7 @@ struct sessions {
 	pthread_mutex_t lock;
 	struct session *items;
 	size_t n;
+	struct link links[MAX_LINKS];
 	struct fail_slot fails[FAIL_SLOTS];
 };
 
@@ -120,6 +130,56 @@ static void
 hash_cookie(const char *cookie, unsigned char hash[crypto_hash_sha256_BYTES])
 {
 	crypto_hash_sha256(hash, (const unsigned char *)cookie, strlen(cookie));
+}
+
+/* ---- one-time links ---- */
+
+int
+session_link_new(struct sessions *ss, const so_principal_t *who, char token[65])
+{
+	int64_t now = so_clock_now_ms();
+	struct link *slot = NULL;
+
+	random_hex(token);
+	pthread_mutex_lock(&ss->lock);
+	for (size_t i = 0; i < MAX_LINKS && !slot; i++) {
+		if (ss->links[i].expires_at <= now)
+			slot = &ss->links[i]; /* free, used or expired */
+	}
+	if (slot) {
+		hash_cookie(token, slot->token_hash);
+		slot->who = who;
+		slot->expires_at = now + SO_LINK_TTL_MS;
+	}
+	pthread_mutex_unlock(&ss->lock);
+	if (!slot) {
+		sodium_memzero(token, 65);
+		return SO_EBUSY;
+	}
+	return SO_OK;
+}
+
+/** Use a link: its principal, once; NULL when unknown, used or expired. */
+static const so_principal_t *
+link_use(struct sessions *ss, const char *token)
+{
+	unsigned char hash[crypto_hash_sha256_BYTES];
+	const so_principal_t *who = NULL;
+	int64_t now = so_clock_now_ms();
+	struct link *found = NULL;
+
+	hash_cookie(token, hash);
+	pthread_mutex_lock(&ss->lock);
+	for (size_t i = 0; i < MAX_LINKS; i++) {
+		if (sodium_memcmp(ss->links[i].token_hash, hash, sizeof(hash)) == 0)
+			found = &ss->links[i];
+	}
+	if (found && found->expires_at > now) {
+		who = found->who;
+		found->expires_at = 0; /* single use */
+	}
+	pthread_mutex_unlock(&ss->lock);
+	return who;
 }
 
 /* ---- failed sign-ins ---- */
@@ -218,7 +278,8 @@ op_signed_in(so_store_t *s, struct conn *c)
 	int rc;
 
 	rc = so_audit_append(s, "session.signed_in", NULL, c->caller->id,
-	                     json_pack("{s:s}", "address", c->client_addr), now);
+	                     json_pack("{s:s, s:s}", "address", c->client_addr, "via", c->signin_via),
+	                     now);
 	if (rc != SO_OK)
 		return rc;
 	random_hex(cookie);
@@ -272,10 +333,11 @@ void
 h_session_create(struct conn *c, struct MHD_Connection *mc)
 {
 	const so_principal_t *who = NULL;
-	const char *token;
+	const char *token, *link;
 	long wait;
 	int rc;
 
+	c->signin_via = "token";
 	client_address(mc, c->client_addr);
 	wait = throttled(c->srv->sessions, c->client_addr, so_clock_now_ms());
 	if (wait > 0) {
@@ -287,8 +349,22 @@ h_session_create(struct conn *c, struct MHD_Connection *mc)
 	if (parse_body(c))
 		return;
 	token = json_string_value(json_object_get(c->in, "token"));
-	if (!token || json_object_size(c->in) != 1) {
-		reply_error(c, 400, "bad_request", "the body is {\"token\": \"so_...\"}");
+	link = json_string_value(json_object_get(c->in, "link"));
+	if (!(token || link) || json_object_size(c->in) != 1) {
+		reply_error(c, 400, "bad_request", "the body is {\"token\": \"so_...\"} or "
+		            "{\"link\": \"...\"} (a sign-in link's code)");
+		return;
+	}
+	if (link) {
+		c->signin_via = "link";
+		who = link_use(c->srv->sessions, link);
+		if (!who) {
+			refuse_signin(c, mc, 401, "unauthorized", "this sign-in link is unknown, used or "
+			              "expired; ask for a new one, or sign in with your token");
+			return;
+		}
+		c->caller = who;
+		run_op(c, mc, op_signed_in);
 		return;
 	}
 	rc = principal_for_token(c->srv, token, &who);

@@ -89,6 +89,12 @@ const so_principal_t *session_caller(struct conn *c, struct MHD_Connection *mc,
                                      const char *cookie);
 /** Serve a console file for GET `url`, if it is one; returns 1 when it answered. */
 int console_asset(struct conn *c, const char *url);
+/**
+ * A one-time sign-in link for `who` (a chat click asked for it): `token` gets 64 hex. It works
+ * once, within SO_LINK_TTL_MS. Returns SO_OK or SO_EBUSY (too many links outstanding).
+ */
+int session_link_new(struct sessions *ss, const so_principal_t *who, char token[65]);
+#define SO_LINK_TTL_MS (5LL * 60 * 1000)
 void h_session_create(struct conn *c, struct MHD_Connection *mc);
 void h_session_get(struct conn *c, struct MHD_Connection *mc);
 void h_session_delete(struct conn *c, struct MHD_Connection *mc);
@@ -202,6 +208,7 @@ struct conn {
 	char retry_after[24];    /* a Retry-After header for the answer, or "" */
 	char client_addr[48];    /* the caller's address, for sign-in events */
 	const char *refusal;     /* why a sign-in was refused, for its audit event */
+	const char *signin_via;  /* "token" or "link" */
 	const char *channel;     /* where a review came from: api (default), slack, teams */
 	char chat_where[64];     /* for a refused chat click: the channel id ... */
 	char chat_user[64];      /* ... and the chat user to answer privately */

@@ -383,7 +383,7 @@ op_modify(so_store_t *s, struct conn *c)
 		                               "chat_user", c->chat_user, "code", "not_found", "reason",
 		                               why, "request", c->id),
 		                     now);
-		return rc ? rc : so_notify_refusal(c->srv->notifier, s, c->channel, c->chat_where,
+		return rc ? rc : so_notify_ephemeral(c->srv->notifier, s, c->channel, c->chat_where,
 		                                   c->chat_user, why, now);
 	}
 	if (rc)
@@ -415,7 +415,7 @@ op_modify(so_store_t *s, struct conn *c)
 		                                    "chat_user", c->chat_user, "code", e.code, "reason",
 		                                    e.message),
 		                          now)) ||
-		    (rc = so_notify_refusal(c->srv->notifier, s, c->channel, c->chat_where, c->chat_user,
+		    (rc = so_notify_ephemeral(c->srv->notifier, s, c->channel, c->chat_where, c->chat_user,
 		                            e.message, now)))
 			goto out;
 	}

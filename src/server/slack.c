@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sodium.h>
+
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -95,9 +97,44 @@ op_refuse_unmapped(so_store_t *s, struct conn *c)
 	                                   reason),
 	                         now);
 	if (!rc)
-		rc = so_notify_refusal(c->srv->notifier, s, "slack", c->chat_where, c->chat_user, reason,
+		rc = so_notify_ephemeral(c->srv->notifier, s, "slack", c->chat_where, c->chat_user, reason,
 		                       now);
 	reply_error(c, 403, "unknown_chat_user", "%s", reason);
+	return rc;
+}
+
+/*
+ * "Open in the console": a one-time sign-in link for the clicker, sent to them alone. It is
+ * audited first; the message goes out through the outbox like every other.
+ */
+static int
+op_console_link(so_store_t *s, struct conn *c)
+{
+	const so_notify_config_t *cfg = so_notifier_config(c->srv->notifier);
+	int64_t now = so_clock_now_ms();
+	char token[65], text[1024];
+	int rc;
+
+	reply_json(c, 200, json_object());
+	if (session_link_new(c->srv->sessions, c->caller, token) != SO_OK) {
+		snprintf(text, sizeof(text), "Too many sign-in links are waiting to be used; open "
+		         "<%s#/r/%s|the request> and sign in with your token.", cfg->console_url, c->id);
+		return so_notify_ephemeral(c->srv->notifier, s, "slack", c->chat_where, c->chat_user,
+		                           text, now);
+	}
+	rc = so_audit_append(s, "session.link_issued", c->id, c->caller->id,
+	                     json_pack("{s:s, s:I}", "channel", "slack", "ttl_seconds",
+	                               (json_int_t)(SO_LINK_TTL_MS / 1000)),
+	                     now);
+	if (rc == SO_OK) {
+		snprintf(text, sizeof(text), "<%s#/link/%s/%s|Open `%s` in the console>: this link "
+		         "signs you in once, within %lld minutes, and only you can see it.",
+		         cfg->console_url, token, c->id, c->id, SO_LINK_TTL_MS / 60000);
+		rc = so_notify_ephemeral(c->srv->notifier, s, "slack", c->chat_where, c->chat_user,
+		                         text, now);
+	}
+	sodium_memzero(token, sizeof(token));
+	sodium_memzero(text, sizeof(text));
 	return rc;
 }
 
@@ -166,7 +203,7 @@ h_slack_interactions(struct conn *c, struct MHD_Connection *mc)
 	if (!p || !user || !action_id || !request_id || strlen(request_id) > SO_ID_LEN ||
 	    strlen(comment) > 4096 ||
 	    (strcmp(action_id, "signoff_approve") && strcmp(action_id, "signoff_deny") &&
-	     strcmp(action_id, "signoff_deny_reason"))) {
+	     strcmp(action_id, "signoff_deny_reason") && strcmp(action_id, "signoff_console"))) {
 		json_decref(p);
 		reply_error(c, 400, "bad_request", "not a signoff button click");
 		return;
@@ -182,8 +219,10 @@ h_slack_interactions(struct conn *c, struct MHD_Connection *mc)
 		if (q->slack_user && !strcmp(q->slack_user, user))
 			who = q;
 	}
+	/* Everything read from the payload is copied or decided before it is released below. */
 	int approve = !strcmp(action_id, "signoff_approve");
 	int form = !strcmp(action_id, "signoff_deny_reason");
+	int console = !strcmp(action_id, "signoff_console");
 	const char *trigger = json_string_value(json_object_get(p, "trigger_id"));
 	snprintf(c->chat_trigger, sizeof(c->chat_trigger), "%s", trigger ? trigger : "");
 	char reason[4097];
@@ -196,6 +235,14 @@ h_slack_interactions(struct conn *c, struct MHD_Connection *mc)
 		return;
 	}
 	c->caller = who;
+	if (console) {
+		if (!cfg->console_url || who->kind != SO_KIND_HUMAN) {
+			reply_error(c, 400, "bad_request", "no console to open");
+			return;
+		}
+		run_op(c, mc, op_console_link);
+		return;
+	}
 	if (form) {
 		if (!c->chat_trigger[0]) {
 			reply_error(c, 400, "bad_request", "no trigger_id to open the form with");

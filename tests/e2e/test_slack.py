@@ -18,6 +18,7 @@ sends them.
 """
 
 import json
+import re
 import secrets
 import time
 import urllib.parse
@@ -819,3 +820,74 @@ def test_kill9_during_an_inflight_post_does_not_post_twice(slack):
     slack.wait_posts(rid, 1)
     time.sleep(2.5)
     _one_post_per_target(slack.fake, rid, [CHANNEL])
+
+
+def test_open_in_the_console_sends_a_personal_one_time_sign_in_link(slack):
+    """The message carries "Open in the console"; a click sends the clicker alone a link that
+    signs that person in once, within minutes; it is useless to anyone a second time."""
+    d = slack.start(policy={"rules": [PROD_RULE]})
+    rid = d.client("deploy-bot").submit(intent=INTENT)["id"]
+    post = slack.wait_posts(rid, 3)[CHANNEL]
+    assert button(post, "signoff_console")[1] is not None, "no Open in the console button"
+
+    n_eph = len(slack.fake.ephemerals(SLACK_IDS["bob"]))
+    assert slack.click(post, SLACK_IDS["bob"], "signoff_console").status_code == 200
+    eph = slack.fake.wait_for(
+        lambda calls: slack.fake.ephemerals(SLACK_IDS["bob"], calls)[n_eph:], 15,
+        "the sign-in link, privately to bob")[0]
+    assert eph.params["user"] == SLACK_IDS["bob"] and eph.params["channel"] == CHANNEL
+    m = re.search(re.escape(CONSOLE) + r"#/link/([0-9a-f]{64})/(req_[0-9A-Z]{26})", eph.params["text"])
+    assert m and m.group(2) == rid, eph.params["text"]
+    code = m.group(1)
+    # The request's status is untouched by asking for a link.
+    assert d.client("bob").show(rid)["reviews"] == []
+
+    r = requests.post(d.url + "/v1/session", json={"link": code}, timeout=30)
+    assert r.status_code == 201, r.text
+    assert r.json()["principal"]["id"] == "bob", r.json()
+    cookie = r.cookies.get("signoff_session")
+    assert cookie and "HttpOnly" in r.headers["Set-Cookie"]
+    me = requests.get(d.url + "/v1/session", cookies={"signoff_session": cookie}, timeout=30)
+    assert me.status_code == 200 and me.json()["principal"]["id"] == "bob"
+    # Single use.
+    again = requests.post(d.url + "/v1/session", json={"link": code}, timeout=30)
+    assert again.status_code == 401, again.text
+    # Audited: who asked, for which request, and the sign-in by link.
+    issued = slack.events("session.link_issued", rid)
+    assert len(issued) == 1 and issued[0]["actor"] == "bob", issued
+    assert code not in json.dumps(slack.auditor.audit_events()), "the link's code is in the log"
+    signed = [e for e in slack.auditor.audit_events() if e["type"] == "session.signed_in"]
+    assert signed and signed[-1]["actor"] == "bob" and signed[-1]["data"]["via"] == "link"
+    # An unmapped Slack user gets no link, only the refusal.
+    slack.expect_refused(post, NOBODY, "signoff_console", username="bob", who=NOBODY)
+
+
+def test_sign_in_link_opens_the_request_in_a_real_browser(slack, tmp_path):
+    import browser
+    reason = browser.missing()
+    if reason:
+        pytest.skip(reason)
+    d = slack.start(policy={"rules": [PROD_RULE]})
+    rid = d.client("deploy-bot").submit(intent=INTENT)["id"]
+    post = slack.wait_posts(rid, 3)[CHANNEL]
+    n_eph = len(slack.fake.ephemerals(SLACK_IDS["carol"]))
+    assert slack.click(post, SLACK_IDS["carol"], "signoff_console").status_code == 200
+    eph = slack.fake.wait_for(
+        lambda calls: slack.fake.ephemerals(SLACK_IDS["carol"], calls)[n_eph:], 15,
+        "the sign-in link, privately to carol")[0]
+    code = re.search(r"#/link/([0-9a-f]{64})/", eph.params["text"]).group(1)
+
+    b = browser.Browser(d.url, "carol", tmp_path / "browser").start()
+    try:
+        b.open(f"/#/link/{code}/{rid}")
+        b.wait(lambda: b.hash() == f"#/r/{rid}" and b.shown("request"),
+               "the request page, signed in by the link")
+        b.wait_text("whoami", lambda t: "carol" in t, "carol signed in")
+        b.wait_text("request", lambda t: INTENT in t, "the request's intent")
+        assert code not in b.js("return location.href + ' ' + history.length"), \
+            "the link's code stayed in the address bar"
+        assert b.usable("approve-button"), "carol may decide, so the buttons are there"
+    finally:
+        b.close()
+    # The link is spent: using it again gets nothing.
+    assert requests.post(d.url + "/v1/session", json={"link": code}, timeout=30).status_code == 401
