@@ -38,6 +38,7 @@ enum {
 struct cli {
 	const char *verb;   /**< e.g. "approve", for messages */
 	const char *url;    /**< borrowed from argv or the environment */
+	bool url_is_default; /**< neither --url nor SIGNOFF_URL gave it: say so when it fails */
 	const char *token;  /**< borrowed from argv or the environment */
 	bool json;          /**< machine output */
 	so_client_t *client; /**< owned; created by cli_connect(), freed by main */

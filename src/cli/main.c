@@ -79,7 +79,8 @@ main(int argc, char **argv)
 	int opt, status;
 
 	env = getenv("SIGNOFF_URL");
-	cli.url = env != NULL && env[0] != '\0' ? env : CLI_DEFAULT_URL;
+	cli.url_is_default = env == NULL || env[0] == '\0';
+	cli.url = cli.url_is_default ? CLI_DEFAULT_URL : env;
 	cli.token = getenv("SIGNOFF_TOKEN");
 
 	cli_getopt_reset();

@@ -75,6 +75,7 @@ cli_option(struct cli *cli, int opt, char **argv)
 	switch (opt) {
 	case CLI_OPT_URL:
 		cli->url = optarg;
+		cli->url_is_default = false;
 		return CLI_OPT_HANDLED;
 	case CLI_OPT_TOKEN:
 		cli->token = optarg;
@@ -146,7 +147,7 @@ cli_fail(const struct cli *cli, const char *id, int rc, const so_client_error_t 
 			fputs(": ", stderr);
 			cli_put_safe(stderr, err->message);
 		}
-		if (strcmp(cli->url, CLI_DEFAULT_URL) == 0 && getenv("SIGNOFF_URL") == NULL)
+		if (cli->url_is_default)
 			fputs(" (the default address: SIGNOFF_URL is not set)", stderr);
 	} else if (rc == SO_CLIENT_EHTTP) {
 		fprintf(stderr, "%ld", err->http_status);
