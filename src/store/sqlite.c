@@ -24,7 +24,7 @@ enum stmt_id {
 	ST_TOKEN_LOOKUP, ST_TOKEN_COUNT, ST_CP_INSERT, ST_CP_LATEST, ST_CP_LIST, ST_CP_GET_EXACT,
 	ST_CP_GET_ABOVE, ST_AUDIT_FOR_REQUEST, ST_BASE_GET, ST_BASE_SET, ST_PRUNE_EVENTS,
 	ST_PRUNE_CPS, ST_OB_INSERT, ST_OB_DUE, ST_OB_WAITING, ST_OB_SETTLE, ST_CM_INSERT, ST_CM_LIST,
-	ST__COUNT
+	ST_BL_GET, ST_BL_PUT, ST__COUNT
 };
 
 static const char *const stmt_sql[ST__COUNT] = {
@@ -83,6 +83,8 @@ static const char *const stmt_sql[ST__COUNT] = {
 	                 "outbox_id) VALUES (?1, ?2, ?3, ?4, ?5)",
 	[ST_CM_LIST] = "SELECT target, ref FROM chat_messages WHERE request_id = ?1 AND channel = ?2 "
 	               "ORDER BY outbox_id",
+	[ST_BL_GET] = "SELECT doc FROM baselines WHERE principal = ?1",
+	[ST_BL_PUT] = "INSERT OR REPLACE INTO baselines(principal, doc, updated_at) VALUES (?1, ?2, ?3)",
 	[ST_CP_INSERT] = "INSERT INTO checkpoints(size, at, key_id, root, signature) "
 	                 "VALUES (?1, ?2, ?3, ?4, ?5)",
 	[ST_CP_LATEST] = "SELECT size, at, key_id, root, signature FROM checkpoints "
@@ -178,6 +180,11 @@ static const char *const migrations[] = {
 	"  outbox_id INTEGER NOT NULL UNIQUE,"
 	"  PRIMARY KEY (channel, target, ref));"
 	"CREATE INDEX chat_messages_request ON chat_messages(request_id, channel);",
+	/* 7: what each principal's normal looks like (src/anomaly), one document each. */
+	"CREATE TABLE baselines ("
+	"  principal TEXT PRIMARY KEY,"
+	"  doc TEXT NOT NULL,"
+	"  updated_at INTEGER NOT NULL);",
 };
 
 typedef struct sqlite_store {
@@ -1011,6 +1018,41 @@ sq_token_count(so_store_t *st, int64_t *n)
 	return rc == SQLITE_ROW ? SO_OK : SO_ESTORE;
 }
 
+static int
+sq_baseline_get(so_store_t *st, const char *principal, char **doc)
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, ST_BL_GET);
+	int rc, ret = SO_ENOTFOUND;
+
+	*doc = NULL;
+	if (!p)
+		return SO_ESTORE;
+	sqlite3_bind_text(p, 1, principal, -1, SQLITE_STATIC);
+	rc = sqlite3_step(p);
+	if (rc == SQLITE_ROW) {
+		*doc = strdup((const char *)sqlite3_column_text(p, 0));
+		ret = *doc ? SO_OK : SO_ENOMEM;
+	} else if (rc != SQLITE_DONE) {
+		ret = SO_ESTORE;
+	}
+	sqlite3_reset(p);
+	return ret;
+}
+
+static int
+sq_baseline_put(so_store_t *st, const char *principal, const char *doc, int64_t now)
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, ST_BL_PUT);
+	if (!p)
+		return SO_ESTORE;
+	sqlite3_bind_text(p, 1, principal, -1, SQLITE_STATIC);
+	sqlite3_bind_text(p, 2, doc, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(p, 3, now);
+	return step_done(s, p);
+}
+
 static void
 sq_close(so_store_t *st)
 {
@@ -1166,4 +1208,6 @@ const so_store_ops_t so_store_sqlite_ops = {
 	.token_insert = sq_token_insert,
 	.token_lookup = sq_token_lookup,
 	.token_count = sq_token_count,
+	.baseline_get = sq_baseline_get,
+	.baseline_put = sq_baseline_put,
 };

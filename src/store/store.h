@@ -155,6 +155,14 @@ typedef struct so_store_ops {
 	/** The principal of a live token; SO_ENOTFOUND when unknown or revoked. */
 	int (*token_lookup)(so_store_t *s, const char *sha256_hex, char *principal, size_t len);
 	int (*token_count)(so_store_t *s, int64_t *n);
+
+	/**
+	 * A principal's learned baseline (src/anomaly), as the JSON text it was put with: `*doc`
+	 * is malloc'd, the caller frees it. SO_ENOTFOUND when none was put yet.
+	 */
+	int (*baseline_get)(so_store_t *s, const char *principal, char **doc);
+	/** Replace a principal's baseline document. */
+	int (*baseline_put)(so_store_t *s, const char *principal, const char *doc, int64_t now);
 } so_store_ops_t;
 
 /** The backends (each in its own file). */

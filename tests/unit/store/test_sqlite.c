@@ -13,7 +13,7 @@
 #include "store/store.h"
 
 /* The schema version this signoffd writes (src/store/sqlite.c migrations). */
-#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION 7
 #define ZEROS "0000000000000000000000000000000000000000000000000000000000000000"
 
 struct fx {
@@ -494,9 +494,27 @@ test_newer_schema_is_refused(void **state)
 	assert_contains(err, "newer");
 	/* reset so teardown can close a store */
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 6", NULL, NULL, NULL), SQLITE_OK);
+	char pragma[64];
+	snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", SCHEMA_VERSION);
+	assert_int_equal(sqlite3_exec(db, pragma, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	f->s = open_store(f);
+}
+
+static void
+test_baselines_put_replace_and_get(void **state)
+{
+	struct fx *f = *state;
+	char *doc = NULL;
+
+	assert_int_equal(f->s->ops->baseline_get(f->s, "deploy-bot", &doc), SO_ENOTFOUND);
+	assert_null(doc);
+	assert_int_equal(f->s->ops->baseline_put(f->s, "deploy-bot", "{\"v\":1}", NOW), SO_OK);
+	assert_int_equal(f->s->ops->baseline_put(f->s, "deploy-bot", "{\"v\":2}", NOW + 1), SO_OK);
+	assert_int_equal(f->s->ops->baseline_get(f->s, "deploy-bot", &doc), SO_OK);
+	assert_string_equal(doc, "{\"v\":2}");
+	free(doc);
+	assert_int_equal(f->s->ops->baseline_get(f->s, "report-bot", &doc), SO_ENOTFOUND);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -517,6 +535,7 @@ main(void)
 		T(test_list_due_and_counts),
 		T(test_audit_head_insert_list_and_verify),
 		T(test_tokens_insert_and_lookup),
+		T(test_baselines_put_replace_and_get),
 		T(test_reopen_keeps_everything_without_rerunning_migrations),
 		T(test_newer_schema_is_refused),
 	};
