@@ -142,6 +142,7 @@ int cli_policy(struct cli *cli, int argc, char **argv);
 int cli_audit(struct cli *cli, int argc, char **argv);
 int cli_explain(struct cli *cli, int argc, char **argv);
 int cli_hook(struct cli *cli, int argc, char **argv);
+int cli_anomaly(struct cli *cli, int argc, char **argv);
 int cli_mcp_proxy(struct cli *cli, int argc, char **argv);
 
 /** Print a request for humans (show). */

@@ -27,6 +27,7 @@ static const struct verb verbs[] = {
 	{"audit", cli_audit, "verify, export or prove the signed audit log"},
 	{"explain", cli_explain, "tell the story of one request"},
 	{"policy", cli_policy, "check a policy, or dry-run requests against it (offline)"},
+	{"anomaly", cli_anomaly, "what is normal for an agent; how unusual a request would be"},
 	{"mcp-proxy", cli_mcp_proxy, "run an MCP server behind the gate (stdio)"},
 	{"hook", cli_hook, "decide a coding agent's tool call (Claude Code, Gemini CLI, Cursor)"},
 };

@@ -252,6 +252,20 @@ static const so_cfg_key_t config_table[] = {
 	 "require} (docs/policy.md)"},
 	{"policy", "include", SO_CFG_CUSTOM, 0, NULL, 0, 0, NULL, so_policy_cfg_include, NULL,
 	 "files (globs, relative to this file) that hold more rules: under a top-level rules: key"},
+	{"anomaly", "threshold", SO_CFG_INT, OFF(policy.anomaly_threshold_pct), "50", 0, 100, NULL,
+	 NULL, NULL, "an allow whose anomaly score reaches this percent goes to review by the "
+	 "default approvers, with the reasons as its why; 0 never raises (docs/anomaly.md)"},
+	{"anomaly", "learning_period", SO_CFG_DURATION, OFF(anomaly_learning_period), "7d", 0,
+	 365LL * 86400, NULL, NULL, NULL, "a principal is new until its first learned request is "
+	 "this old ..."},
+	{"anomaly", "learning_requests", SO_CFG_INT, OFF(anomaly_learning_requests), "20", 0,
+	 100000, NULL, NULL, NULL, "... and it has this many learned requests"},
+	{"anomaly", "learning_score", SO_CFG_INT, OFF(anomaly_learning_score_pct), "30", 1, 100,
+	 NULL, NULL, NULL, "the score (percent) of a new principal's requests: marked, never 0; "
+	 "at or above threshold, they all go to review"},
+	{"anomaly", "half_life", SO_CFG_DURATION, OFF(anomaly_half_life), "30d", 3600,
+	 3650LL * 86400, NULL, NULL, NULL, "a learned habit unused for this long weighs half; "
+	 "forgotten after two half-lives"},
 	{"notify", "console_url", SO_CFG_STRING, OFF(notify.console_url), NULL, 0, 0, NULL, NULL,
 	 NULL, "base URL of the web console, for links in chat messages"},
 	{"notify", "max_attempts", SO_CFG_INT, OFF(notify.max_attempts), "10", 1, 1000, NULL, NULL,

@@ -29,6 +29,9 @@ typedef struct so_config {
 	char *admin_group, *auditor_group;
 	/* log */
 	char *log_level;
+	/* anomaly (the threshold lives in policy: it is part of the decision) */
+	int64_t anomaly_learning_period, anomaly_learning_requests, anomaly_learning_score_pct;
+	int64_t anomaly_half_life;
 	so_directory_t directory;
 	so_policy_t policy;
 	so_notify_config_t notify;

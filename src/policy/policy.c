@@ -227,6 +227,21 @@ so_policy_decide(const so_policy_t *p, const so_directory_t *dir, const so_reque
 		                                            "decide", so_outcome_name(outcome),
 		                                            "reason", reason, "matched", "default"));
 	}
+	if (outcome == SO_OUT_ALLOW && p->anomaly_threshold_pct > 0 &&
+	    in.anomaly_score * 100.0 >= (double)p->anomaly_threshold_pct - 1e-9) {
+		/* Unusual for this principal: people look at it first, told why. */
+		const char *first = json_string_value(json_array_get(in.anomaly_reasons, 0));
+		char reason[400], test[64];
+		snprintf(reason, sizeof(reason), "unusual for %s: %s", r->requester,
+		         first ? first : "its anomaly score is high");
+		reason[so_utf8_prefix(reason, strlen(reason))] = '\0';
+		snprintf(test, sizeof(test), "anomaly.score >= %.2f",
+		         (double)p->anomaly_threshold_pct / 100.0);
+		json_array_append_new(out->rules, json_pack("{s:s, s:s, s:s, s:s}", "name", "anomaly",
+		                                            "decide", "review", "reason", reason,
+		                                            "matched", test));
+		outcome = SO_OUT_REVIEW;
+	}
 	out->outcome = (enum so_outcome)outcome;
 	out->grant_ttl = p->grant_ttl;
 	if (outcome != SO_OUT_DENY && matched_require) {

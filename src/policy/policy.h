@@ -49,6 +49,11 @@ typedef struct so_policy {
 	int64_t ttl;                    /**< seconds a request may stay pending */
 	int64_t grant_ttl;              /**< seconds an approval may wait for its claim */
 	int64_t owner_may_approve;
+	/**
+	 * An allow whose anomaly score (percent) reaches this becomes a review by the default
+	 * approvers, with the anomaly reasons as the why (anomaly.threshold); 0: never.
+	 */
+	int64_t anomaly_threshold_pct;
 	so_tz_t tz;                     /**< the zone of time.hour and time.weekday */
 	so_rule_t *rules;
 	size_t nrules;

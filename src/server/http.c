@@ -203,6 +203,8 @@ static const struct route routes[] = {
 	{"POST", "/v1/integrations/teams/messages", 0, h_teams_messages},
 	{"POST", "/v1/admin/policy/reload", 1, h_policy_reload},
 	{"GET", "/v1/events", 1, h_events},
+	{"GET", "/v1/anomaly/baseline", 1, h_anomaly_show},
+	{"POST", "/v1/anomaly/score", 1, h_anomaly_score},
 	{"POST", "/v1/session", 0, h_session_create},
 	{"GET", "/v1/session", 1, h_session_get},
 	{"DELETE", "/v1/session", 1, h_session_delete},
@@ -529,7 +531,7 @@ so_server_start(so_config_t *cfg, so_writer_t *writer, so_audit_key_t *key,
 		goto fail;
 	}
 	if (!(srv->waiters = waiters_start()) || !(srv->events = events_start()) ||
-	    !(srv->sessions = sessions_new())) {
+	    !(srv->sessions = sessions_new()) || !(srv->baselines = baselines_new(cfg))) {
 		rc = SO_ENOMEM;
 		goto fail;
 	}
@@ -632,6 +634,7 @@ so_server_stop(so_server_t *srv)
 	}
 	events_free(srv->events);
 	sessions_free(srv->sessions);
+	baselines_free(srv->baselines);
 	readers_close(&srv->readers);
 	pthread_mutex_destroy(&srv->sweep_lock);
 	pthread_cond_destroy(&srv->sweep_cond);

@@ -99,6 +99,20 @@ void h_session_create(struct conn *c, struct MHD_Connection *mc);
 void h_session_get(struct conn *c, struct MHD_Connection *mc);
 void h_session_delete(struct conn *c, struct MHD_Connection *mc);
 
+/* ---- anomaly scoring (anomaly.c) ---- */
+
+struct baselines;
+struct baselines *baselines_new(const so_config_t *cfg);
+void baselines_free(struct baselines *bl);
+/** Before the policy (HTTP thread): set r->anomaly from the requester's baseline. */
+void anomaly_score_request(so_server_t *srv, so_request_t *r, int64_t now);
+/** In the submit's transaction: count it; learn it when policy allowed it as it is. */
+int anomaly_after_submit(so_server_t *srv, so_store_t *s, const so_request_t *r);
+/** In the review's transaction, when people approved `r`: learn it. */
+int anomaly_after_approval(so_server_t *srv, so_store_t *s, const so_request_t *r);
+void h_anomaly_show(struct conn *c, struct MHD_Connection *mc);
+void h_anomaly_score(struct conn *c, struct MHD_Connection *mc);
+
 /* ---- metrics ---- */
 
 #define HIST_BUCKETS 12
@@ -141,6 +155,7 @@ struct so_server {
 	struct waiters *waiters;
 	struct events *events;
 	struct sessions *sessions;
+	struct baselines *baselines;
 	struct MHD_Daemon *mhd;
 	uint16_t port;
 	so_json_limits_t limits;

@@ -92,7 +92,8 @@ op_submit(so_store_t *s, struct conn *c)
 	if ((rc = s->ops->request_insert(s, r)) ||
 	    (rc = so_audit_append_text(s, "request.submitted", r->id, r->requester, r->doc_text,
 	                               r->created_at)) ||
-	    (rc = so_notify_request(c->srv->notifier, s, r, "request.submitted", r->created_at)))
+	    (rc = so_notify_request(c->srv->notifier, s, r, "request.submitted", r->created_at)) ||
+	    (rc = anomaly_after_submit(c->srv, s, r)))
 		return rc;
 	/* c->resp already holds the 201 answer, made before the job was queued. */
 	c->transition = (int)r->status;
@@ -121,6 +122,7 @@ h_submit(struct conn *c, struct MHD_Connection *mc)
 			reply_error(c, 500, "internal", "out of memory");
 		return;
 	}
+	anomaly_score_request(c->srv, c->req, now);
 	struct policy_ref *pr = policy_acquire(c->srv);
 	int rc = so_policy_decide(&pr->policy, dir_of(c), c->req, now, &d, &e);
 	policy_release(pr);
@@ -401,6 +403,9 @@ op_modify(so_store_t *s, struct conn *c)
 			goto out;
 		}
 		data = NULL;
+		if (r->status == SO_ST_APPROVED && before == SO_ST_PENDING &&
+		    (rc = anomaly_after_approval(c->srv, s, r)))
+			goto out;
 		if (r->status != before) {
 			c->changed = 1;
 			c->transition = (int)r->status;

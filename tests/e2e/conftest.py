@@ -53,9 +53,21 @@ SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime
 # Canonical JSON and digests, computed independently of the daemon.
 
 
+def canonical_text(v):
+    """docs/audit-format.md's canonical JSON: sorted keys, no whitespace, UTF-8 as it is,
+    reals as C's %.17g and zero as 0 (where Python's json.dumps would differ)."""
+    if isinstance(v, dict):
+        return "{" + ",".join(canonical_text(k) + ":" + canonical_text(v[k]) for k in sorted(v)) + "}"
+    if isinstance(v, list):
+        return "[" + ",".join(canonical_text(x) for x in v) + "]"
+    if isinstance(v, float):
+        return "0" if v == 0 else "%.17g" % v
+    return json.dumps(v, ensure_ascii=False)
+
+
 def canonical_json(obj):
-    """Sorted keys, no insignificant whitespace, UTF-8 (matches the daemon for ordinary input)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """The canonical JSON of `obj` as bytes (what digests and the audit chain hash)."""
+    return canonical_text(obj).encode("utf-8")
 
 
 def digest_of(action):

@@ -20,7 +20,8 @@ import sqlite3
 
 import pytest
 
-from conftest import (Daemon, HEX64_RE, TIME_RE, expect_error, make_config, ok, run_cli,
+from conftest import (Daemon, HEX64_RE, TIME_RE, canonical_text, expect_error, make_config, ok,
+                      run_cli,
                       sample_action, wait_until, CAST)
 
 # --------------------------------------------------------------------------------------------
@@ -239,15 +240,7 @@ def flip1(h, bit):
 # The log as the API shows it.
 
 
-def canonical(v):
-    """docs/audit-format.md's canonical JSON (reals as %.17g)."""
-    if isinstance(v, dict):
-        return "{" + ",".join(canonical(k) + ":" + canonical(v[k]) for k in sorted(v)) + "}"
-    if isinstance(v, list):
-        return "[" + ",".join(canonical(x) for x in v) + "]"
-    if isinstance(v, float):
-        return "0" if v == 0 else "%.17g" % v
-    return json.dumps(v, ensure_ascii=False)
+canonical = canonical_text
 
 
 def chain_leaves(events):

@@ -1,0 +1,261 @@
+/*
+ * Anomaly scoring in the daemon: one baseline per configured principal (src/anomaly), loaded
+ * from the store on first use, scored in the HTTP thread before the policy runs, taught in
+ * the writer thread inside the change's transaction, and written back at most once a second
+ * per principal (BASELINE_SAVE_MS), so the writer does not encode one on every submission.
+ *
+ * Owns: the baselines, indexed like the configuration's directory, under one lock. What is
+ * learned but not yet saved when the daemon dies is at most the last second of it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "anomaly/anomaly.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "server/internal.h"
+
+#define BASELINE_SAVE_MS 1000
+
+struct slot {
+	so_baseline_t *b; /* NULL until loaded (or none stored: a new principal) */
+	int loaded;
+	int dirty;        /* changed since last saved */
+	int64_t saved_at; /* wall-clock ms of the last save */
+};
+
+struct baselines {
+	pthread_mutex_t lock;
+	so_anomaly_params_t params;
+	const so_directory_t *dir;
+	struct slot *slots; /* one per directory entry */
+};
+
+struct baselines *
+baselines_new(const so_config_t *cfg)
+{
+	struct baselines *bl = calloc(1, sizeof(*bl));
+
+	if (!bl)
+		return NULL;
+	bl->slots = calloc(cfg->directory.n ? cfg->directory.n : 1, sizeof(*bl->slots));
+	if (!bl->slots) {
+		free(bl);
+		return NULL;
+	}
+	bl->dir = &cfg->directory;
+	so_anomaly_params_default(&bl->params);
+	bl->params.learning_ms = cfg->anomaly_learning_period * 1000;
+	bl->params.learning_events = (uint32_t)cfg->anomaly_learning_requests;
+	bl->params.learning_score = (double)cfg->anomaly_learning_score_pct / 100.0;
+	bl->params.half_life_days = (double)cfg->anomaly_half_life / 86400.0;
+	bl->params.threshold = (double)cfg->policy.anomaly_threshold_pct / 100.0;
+	pthread_mutex_init(&bl->lock, NULL);
+	return bl;
+}
+
+void
+baselines_free(struct baselines *bl)
+{
+	if (!bl)
+		return;
+	for (size_t i = 0; i < bl->dir->n; i++)
+		so_baseline_free(bl->slots[i].b);
+	free(bl->slots);
+	pthread_mutex_destroy(&bl->lock);
+	free(bl);
+}
+
+/** The slot of principal `id` (under lock), loaded from `s` when first asked; NULL if unknown. */
+static struct slot *
+slot_of(struct baselines *bl, so_store_t *s, const char *id)
+{
+	const so_principal_t *p = so_directory_find(bl->dir, id);
+	struct slot *sl;
+	char *doc = NULL;
+
+	if (!p)
+		return NULL;
+	sl = &bl->slots[p - bl->dir->items];
+	if (sl->loaded)
+		return sl;
+	if (s->ops->baseline_get(s, id, &doc) == SO_OK) {
+		json_t *j = json_loads(doc, 0, NULL);
+		if (!j || so_baseline_from_json(j, &sl->b) != SO_OK)
+			so_warn("anomaly: the stored baseline of %s is unreadable; it starts again", id);
+		json_decref(j);
+		free(doc);
+	}
+	/* Not stored yet (or unreadable): a new principal, scored as new until it has learned. */
+	if (!sl->b)
+		sl->b = so_baseline_new();
+	sl->loaded = sl->b != NULL;
+	return sl->loaded ? sl : NULL;
+}
+
+void
+anomaly_score_request(so_server_t *srv, so_request_t *r, int64_t now)
+{
+	struct baselines *bl = srv->baselines;
+	so_anomaly_features_t f;
+	so_anomaly_result_t res;
+	struct slot *sl;
+	json_t *anomaly;
+	so_store_t *s;
+
+	so_anomaly_features(r->action, r->context, &f);
+	s = readers_take(&srv->readers);
+	pthread_mutex_lock(&bl->lock);
+	sl = slot_of(bl, s, r->requester);
+	so_anomaly_score(sl ? sl->b : NULL, &bl->params, r->requester, &f, now, &res);
+	pthread_mutex_unlock(&bl->lock);
+	readers_give(&srv->readers, s);
+	anomaly = so_anomaly_result_to_json(&res);
+	if (anomaly) {
+		json_decref(r->anomaly);
+		r->anomaly = anomaly;
+	}
+}
+
+/** Save the slot's baseline when it changed and the last save is old enough (under lock). */
+static int
+save(struct baselines *bl, so_store_t *s, struct slot *sl, const char *id, int64_t now, int force)
+{
+	json_t *doc;
+	char *text;
+	int rc;
+
+	if (!sl->dirty || (!force && now - sl->saved_at < BASELINE_SAVE_MS))
+		return SO_OK;
+	doc = so_baseline_to_json(sl->b);
+	text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+	json_decref(doc);
+	if (!text)
+		return SO_ENOMEM;
+	rc = s->ops->baseline_put(s, id, text, now);
+	free(text);
+	if (rc == SO_OK) {
+		sl->dirty = 0;
+		sl->saved_at = now;
+	}
+	return rc;
+}
+
+/** Teach the requester's baseline about `r`: `submitted` counts it, `learn` makes it normal. */
+static int
+teach(so_server_t *srv, so_store_t *s, const so_request_t *r, int submitted, int learn)
+{
+	struct baselines *bl = srv->baselines;
+	so_anomaly_features_t f;
+	struct slot *sl;
+	int64_t now = so_clock_now_ms();
+	int rc = SO_OK;
+
+	so_anomaly_features(r->action, r->context, &f);
+	pthread_mutex_lock(&bl->lock);
+	sl = slot_of(bl, s, r->requester);
+	if (sl) {
+		if (submitted)
+			so_baseline_note_submitted(sl->b, &bl->params, r->created_at);
+		if (learn)
+			so_baseline_learn(sl->b, &bl->params, &f, r->created_at);
+		sl->dirty = 1;
+		/* A learned request is saved at once; a counted one can wait for the next. */
+		rc = save(bl, s, sl, r->requester, now, learn);
+	}
+	pthread_mutex_unlock(&bl->lock);
+	return rc;
+}
+
+int
+anomaly_after_submit(so_server_t *srv, so_store_t *s, const so_request_t *r)
+{
+	/* Allowed by policy as it is (not raised to review): that is normal now. */
+	return teach(srv, s, r, 1, r->status == SO_ST_APPROVED);
+}
+
+int
+anomaly_after_approval(so_server_t *srv, so_store_t *s, const so_request_t *r)
+{
+	/* People approved it: unusual or not, it becomes part of normal. Denials teach nothing. */
+	return teach(srv, s, r, 0, 1);
+}
+
+/* ---- the API: GET /v1/anomaly/baseline?principal=P, POST /v1/anomaly/score ---- */
+
+/** Whether `caller` may look at `id`'s baseline: itself, its owner, admins and auditors. */
+static int
+may_see(struct conn *c, const so_principal_t *p)
+{
+	return !strcmp(c->caller->id, p->id) || (p->owner && !strcmp(c->caller->id, p->owner)) ||
+	       is_admin(c->srv, c->caller) || is_auditor(c->srv, c->caller);
+}
+
+void
+h_anomaly_show(struct conn *c, struct MHD_Connection *mc)
+{
+	struct baselines *bl = c->srv->baselines;
+	const char *id = MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "principal");
+	const so_principal_t *p = id ? so_directory_find(&c->srv->cfg->directory, id) : c->caller;
+	int64_t now = so_clock_now_ms();
+	struct slot *sl;
+	so_buf_t words;
+	json_t *doc = NULL;
+	int learning;
+	so_store_t *s;
+
+	if (!p || !may_see(c, p)) {
+		reply_error(c, 404, "not_found", "no principal '%.100s' you may look at", id ? id : "?");
+		return;
+	}
+	so_buf_init(&words, 256 * 1024);
+	s = readers_take(&c->srv->readers);
+	pthread_mutex_lock(&bl->lock);
+	sl = slot_of(bl, s, p->id);
+	so_baseline_describe(sl ? sl->b : NULL, &bl->params, p->id, now, &words);
+	learning = so_baseline_is_learning(sl ? sl->b : NULL, &bl->params, now);
+	if (sl)
+		doc = so_baseline_to_json(sl->b);
+	pthread_mutex_unlock(&bl->lock);
+	readers_give(&c->srv->readers, s);
+	reply_json(c, 200, json_pack("{s:s, s:b, s:s, s:o}", "principal", p->id, "learning", learning,
+	                             "description", so_buf_cstr(&words), "baseline",
+	                             doc ? doc : json_null()));
+	so_buf_free(&words);
+}
+
+void
+h_anomaly_score(struct conn *c, struct MHD_Connection *mc)
+{
+	struct baselines *bl = c->srv->baselines;
+	const char *who;
+	const so_principal_t *p;
+	so_anomaly_features_t f;
+	so_anomaly_result_t res;
+	struct slot *sl;
+	so_store_t *s;
+
+	(void)mc;
+	if (parse_body(c))
+		return;
+	if (!json_is_object(json_object_get(c->in, "action"))) {
+		reply_error(c, 400, "bad_request", "the body is a request: {\"action\": {...}, "
+		            "\"context\"?: {...}, \"requester\"?: \"...\"}");
+		return;
+	}
+	who = json_string_value(json_object_get(c->in, "requester"));
+	p = who ? so_directory_find(&c->srv->cfg->directory, who) : c->caller;
+	if (!p || !may_see(c, p)) {
+		reply_error(c, 404, "not_found", "no principal '%s' you may score for", who ? who : "?");
+		return;
+	}
+	so_anomaly_features(json_object_get(c->in, "action"), json_object_get(c->in, "context"), &f);
+	s = readers_take(&c->srv->readers);
+	pthread_mutex_lock(&bl->lock);
+	sl = slot_of(bl, s, p->id);
+	so_anomaly_score(sl ? sl->b : NULL, &bl->params, p->id, &f, so_clock_now_ms(), &res);
+	pthread_mutex_unlock(&bl->lock);
+	readers_give(&c->srv->readers, s);
+	reply_json(c, 200, so_anomaly_result_to_json(&res));
+}
