@@ -144,8 +144,9 @@ typedef struct so_anomaly_params {
  *     give every usual verb a chance to show;
  *   learning_score 0.5, threshold 0.5: a new principal scores at the threshold, so its
  *     allowed requests go to review until it has a baseline (set learning_score lower,
- *     e.g. 0.3, to only mark them); one strong signal alone (a first-time verb or
- *     environment, off-hours, a burst, a volume far above its largest) also reaches it;
+ *     e.g. 0.3, to only mark them, as the daemon's configuration does by default); one
+ *     strong signal alone (a first-time verb or environment, off-hours, a burst, a volume
+ *     far above its largest) also reaches it;
  *   half_life_days 30: a monthly habit stays known, a one-off is forgotten after 60 days;
  *   tz_offset_minutes 0: UTC.
  */

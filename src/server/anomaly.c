@@ -1,8 +1,10 @@
 /*
  * Anomaly scoring in the daemon: one baseline per configured principal (src/anomaly), loaded
- * from the store on first use, scored in the HTTP thread before the policy runs, taught in
- * the writer thread inside the change's transaction, and written back at most once a second
- * per principal (BASELINE_SAVE_MS), so the writer does not encode one on every submission.
+ * from the store on first use. A submission is scored and counted in the HTTP thread before
+ * the policy runs; what is allowed or approved is learned in the writer thread inside the
+ * change's transaction and saved with it. Counts alone are saved with the next change, at
+ * most once a second per principal (BASELINE_SAVE_MS), so the writer does not encode a
+ * baseline on every submission. Hours are judged in UTC.
  *
  * Owns: the baselines, indexed like the configuration's directory, under one lock. What is
  * learned but not yet saved when the daemon dies is at most the last second of it.
@@ -109,6 +111,11 @@ anomaly_score_request(so_server_t *srv, so_request_t *r, int64_t now)
 	pthread_mutex_lock(&bl->lock);
 	sl = slot_of(bl, s, r->requester);
 	so_anomaly_score(sl ? sl->b : NULL, &bl->params, r->requester, &f, now, &res);
+	/* Counted in the same breath, so two requests at once see each other in the rates. */
+	if (sl) {
+		so_baseline_note_submitted(sl->b, &bl->params, now);
+		sl->dirty = 1;
+	}
 	pthread_mutex_unlock(&bl->lock);
 	readers_give(&srv->readers, s);
 	anomaly = so_anomaly_result_to_json(&res);
@@ -142,9 +149,12 @@ save(struct baselines *bl, so_store_t *s, struct slot *sl, const char *id, int64
 	return rc;
 }
 
-/** Teach the requester's baseline about `r`: `submitted` counts it, `learn` makes it normal. */
+/**
+ * In the writer: `learn` makes `r` part of its requester's normal; either way the baseline is
+ * saved when it changed (counted submissions wait for the next save, at most a second).
+ */
 static int
-teach(so_server_t *srv, so_store_t *s, const so_request_t *r, int submitted, int learn)
+teach(so_server_t *srv, so_store_t *s, const so_request_t *r, int learn)
 {
 	struct baselines *bl = srv->baselines;
 	so_anomaly_features_t f;
@@ -156,11 +166,10 @@ teach(so_server_t *srv, so_store_t *s, const so_request_t *r, int submitted, int
 	pthread_mutex_lock(&bl->lock);
 	sl = slot_of(bl, s, r->requester);
 	if (sl) {
-		if (submitted)
-			so_baseline_note_submitted(sl->b, &bl->params, r->created_at);
-		if (learn)
+		if (learn) {
 			so_baseline_learn(sl->b, &bl->params, &f, r->created_at);
-		sl->dirty = 1;
+			sl->dirty = 1;
+		}
 		/* A learned request is saved at once; a counted one can wait for the next. */
 		rc = save(bl, s, sl, r->requester, now, learn);
 	}
@@ -172,14 +181,14 @@ int
 anomaly_after_submit(so_server_t *srv, so_store_t *s, const so_request_t *r)
 {
 	/* Allowed by policy as it is (not raised to review): that is normal now. */
-	return teach(srv, s, r, 1, r->status == SO_ST_APPROVED);
+	return teach(srv, s, r, r->status == SO_ST_APPROVED);
 }
 
 int
 anomaly_after_approval(so_server_t *srv, so_store_t *s, const so_request_t *r)
 {
 	/* People approved it: unusual or not, it becomes part of normal. Denials teach nothing. */
-	return teach(srv, s, r, 0, 1);
+	return teach(srv, s, r, 1);
 }
 
 /* ---- the API: GET /v1/anomaly/baseline?principal=P, POST /v1/anomaly/score ---- */

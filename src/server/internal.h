@@ -104,9 +104,9 @@ void h_session_delete(struct conn *c, struct MHD_Connection *mc);
 struct baselines;
 struct baselines *baselines_new(const so_config_t *cfg);
 void baselines_free(struct baselines *bl);
-/** Before the policy (HTTP thread): set r->anomaly from the requester's baseline. */
+/** Before the policy (HTTP thread): set r->anomaly from the requester's baseline; count it. */
 void anomaly_score_request(so_server_t *srv, so_request_t *r, int64_t now);
-/** In the submit's transaction: count it; learn it when policy allowed it as it is. */
+/** In the submit's transaction: learn it when policy allowed it as it is; save. */
 int anomaly_after_submit(so_server_t *srv, so_store_t *s, const so_request_t *r);
 /** In the review's transaction, when people approved `r`: learn it. */
 int anomaly_after_approval(so_server_t *srv, so_store_t *s, const so_request_t *r);
