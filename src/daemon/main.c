@@ -153,6 +153,8 @@ print_demo(so_config_t *cfg, struct demo_tokens *dt, uint16_t port)
 	printf("  SIGNOFF_TOKEN=%s build/src/cli/signoff list --pending\n", dt->tokens[3]);
 	printf("  SIGNOFF_TOKEN=%s build/src/cli/signoff approve REQUEST_ID -m 'looks right'\n\n",
 	       dt->tokens[3]);
+	printf("Or review in the browser: open http://127.0.0.1:%u/ and sign in with bob's token.\n\n",
+	       port);
 	fflush(stdout);
 }
 
