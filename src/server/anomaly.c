@@ -4,7 +4,7 @@
  * the policy runs; what is allowed or approved is learned in the writer thread inside the
  * change's transaction and saved with it. Counts alone are saved with the next change, at
  * most once a second per principal (BASELINE_SAVE_MS), so the writer does not encode a
- * baseline on every submission. Hours are judged in UTC.
+ * baseline on every submission. Hours are judged in the policy's time zone.
  *
  * Owns: the baselines, indexed like the configuration's directory, under one lock. What is
  * learned but not yet saved when the daemon dies is at most the last second of it.
@@ -69,6 +69,20 @@ baselines_free(struct baselines *bl)
 	free(bl);
 }
 
+/**
+ * The settings for a moment `ms`: hours of the week are the policy's (policy.timezone), with
+ * the offset in force then, so "never before outside 08:00-19:00" means local working hours.
+ */
+static void
+params_at(so_server_t *srv, int64_t ms, so_anomaly_params_t *out)
+{
+	struct policy_ref *pr = policy_acquire(srv);
+
+	*out = srv->baselines->params;
+	out->tz_offset_minutes = (int)(so_tz_offset(&pr->policy.tz, ms / 1000) / 60);
+	policy_release(pr);
+}
+
 /** The slot of principal `id` (under lock), loaded from `s` when first asked; NULL if unknown. */
 static struct slot *
 slot_of(struct baselines *bl, so_store_t *s, const char *id)
@@ -100,6 +114,7 @@ void
 anomaly_score_request(so_server_t *srv, so_request_t *r, int64_t now)
 {
 	struct baselines *bl = srv->baselines;
+	so_anomaly_params_t params;
 	so_anomaly_features_t f;
 	so_anomaly_result_t res;
 	struct slot *sl;
@@ -107,13 +122,14 @@ anomaly_score_request(so_server_t *srv, so_request_t *r, int64_t now)
 	so_store_t *s;
 
 	so_anomaly_features(r->action, r->context, &f);
+	params_at(srv, now, &params);
 	s = readers_take(&srv->readers);
 	pthread_mutex_lock(&bl->lock);
 	sl = slot_of(bl, s, r->requester);
-	so_anomaly_score(sl ? sl->b : NULL, &bl->params, r->requester, &f, now, &res);
+	so_anomaly_score(sl ? sl->b : NULL, &params, r->requester, &f, now, &res);
 	/* Counted in the same breath, so two requests at once see each other in the rates. */
 	if (sl) {
-		so_baseline_note_submitted(sl->b, &bl->params, now);
+		so_baseline_note_submitted(sl->b, &params, now);
 		sl->dirty = 1;
 	}
 	pthread_mutex_unlock(&bl->lock);
@@ -157,17 +173,19 @@ static int
 teach(so_server_t *srv, so_store_t *s, const so_request_t *r, int learn)
 {
 	struct baselines *bl = srv->baselines;
+	so_anomaly_params_t params;
 	so_anomaly_features_t f;
 	struct slot *sl;
 	int64_t now = so_clock_now_ms();
 	int rc = SO_OK;
 
 	so_anomaly_features(r->action, r->context, &f);
+	params_at(srv, r->created_at, &params);
 	pthread_mutex_lock(&bl->lock);
 	sl = slot_of(bl, s, r->requester);
 	if (sl) {
 		if (learn) {
-			so_baseline_learn(sl->b, &bl->params, &f, r->created_at);
+			so_baseline_learn(sl->b, &params, &f, r->created_at);
 			sl->dirty = 1;
 		}
 		/* A learned request is saved at once; a counted one can wait for the next. */
@@ -208,6 +226,7 @@ h_anomaly_show(struct conn *c, struct MHD_Connection *mc)
 	const char *id = MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "principal");
 	const so_principal_t *p = id ? so_directory_find(&c->srv->cfg->directory, id) : c->caller;
 	int64_t now = so_clock_now_ms();
+	so_anomaly_params_t params;
 	struct slot *sl;
 	so_buf_t words;
 	json_t *doc = NULL;
@@ -219,11 +238,12 @@ h_anomaly_show(struct conn *c, struct MHD_Connection *mc)
 		return;
 	}
 	so_buf_init(&words, 256 * 1024);
+	params_at(c->srv, now, &params);
 	s = readers_take(&c->srv->readers);
 	pthread_mutex_lock(&bl->lock);
 	sl = slot_of(bl, s, p->id);
-	so_baseline_describe(sl ? sl->b : NULL, &bl->params, p->id, now, &words);
-	learning = so_baseline_is_learning(sl ? sl->b : NULL, &bl->params, now);
+	so_baseline_describe(sl ? sl->b : NULL, &params, p->id, now, &words);
+	learning = so_baseline_is_learning(sl ? sl->b : NULL, &params, now);
 	if (sl)
 		doc = so_baseline_to_json(sl->b);
 	pthread_mutex_unlock(&bl->lock);
@@ -240,8 +260,10 @@ h_anomaly_score(struct conn *c, struct MHD_Connection *mc)
 	struct baselines *bl = c->srv->baselines;
 	const char *who;
 	const so_principal_t *p;
+	so_anomaly_params_t params;
 	so_anomaly_features_t f;
 	so_anomaly_result_t res;
+	int64_t now = so_clock_now_ms();
 	struct slot *sl;
 	so_store_t *s;
 
@@ -260,10 +282,11 @@ h_anomaly_score(struct conn *c, struct MHD_Connection *mc)
 		return;
 	}
 	so_anomaly_features(json_object_get(c->in, "action"), json_object_get(c->in, "context"), &f);
+	params_at(c->srv, now, &params);
 	s = readers_take(&c->srv->readers);
 	pthread_mutex_lock(&bl->lock);
 	sl = slot_of(bl, s, p->id);
-	so_anomaly_score(sl ? sl->b : NULL, &bl->params, p->id, &f, so_clock_now_ms(), &res);
+	so_anomaly_score(sl ? sl->b : NULL, &params, p->id, &f, now, &res);
 	pthread_mutex_unlock(&bl->lock);
 	readers_give(&c->srv->readers, s);
 	reply_json(c, 200, so_anomaly_result_to_json(&res));
