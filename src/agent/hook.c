@@ -223,6 +223,10 @@ diff_excerpt(const char *path, const json_t *input)
 
 /* ---- from the agent's JSON to a call ---- */
 
+/** Bounds on a tool's arguments given as JSON text (Cursor sends them so). */
+static const so_json_limits_t hook_json_limits = {
+	.max_depth = HOOK_MAX_DEPTH, .max_string = HOOK_MAX_INPUT, .max_items = HOOK_MAX_ITEMS};
+
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -257,34 +261,45 @@ split_mcp_name(struct call *call, const char *rest, const char *sep)
 
 	if (at == NULL || at == rest || at[strlen(sep)] == '\0')
 		return false;
+	/* "mcp_docs_evil_x" could be server docs or docs_evil: a name that splits more than one
+	 * way names no server for sure, so it stays a plain tool (no mcp.tool rule matches it). */
+	if (strstr(at + strlen(sep), sep) != NULL)
+		return false;
 	return set_mcp_names(call, rest, (size_t)(at - rest), at + strlen(sep));
 }
 
-/** The tool's arguments as an object: given, parsed from a JSON string, or {}. */
+/**
+ * The tool's arguments as an object: given, parsed from a JSON string, or {} when there are
+ * none. NULL when they are there but not an object we can read: the call must be refused,
+ * never approved as if it had no arguments (`*unreadable` says which NULL it is).
+ */
 static json_t *
-arguments_of(const json_t *value)
+arguments_of(const json_t *value, bool *unreadable)
 {
-	static const so_json_limits_t limits = {.max_depth = 64, .max_string = HOOK_MAX_INPUT,
-	                                        .max_items = 100000};
 	json_t *parsed = NULL;
 	char why[64];
 
+	*unreadable = false;
+	if (value == NULL || json_is_null(value))
+		return json_object();
 	if (json_is_object(value))
 		return json_incref((json_t *)value);
 	if (json_is_string(value) &&
-	    so_json_parse(json_string_value(value), json_string_length(value), &limits, &parsed,
-	                  why, sizeof(why)) == SO_OK) {
+	    so_json_parse(json_string_value(value), json_string_length(value), &hook_json_limits,
+	                  &parsed, why, sizeof(why)) == SO_OK) {
 		if (json_is_object(parsed))
 			return parsed;
 		json_decref(parsed);
 	}
-	return json_object();
+	*unreadable = true;
+	return NULL;
 }
 
 static int
 read_cursor(struct call *call, const json_t *input, char *err, size_t errlen)
 {
 	const char *event = so_json_str(input, "hook_event_name", "");
+	bool unreadable;
 	const char *command = so_json_str(input, "command", NULL);
 
 	if (strcmp(event, "beforeShellExecution") == 0) {
@@ -304,7 +319,9 @@ read_cursor(struct call *call, const json_t *input, char *err, size_t errlen)
 		call->tool = tool;
 		if (server == NULL)
 			server = "?";
-		call->input = arguments_of(json_object_get(input, "tool_input"));
+		call->input = arguments_of(json_object_get(input, "tool_input"), &unreadable);
+		if (unreadable)
+			return fail(err, errlen, "%s", "tool_input is not a JSON object");
 		if (call->input == NULL || !set_mcp_names(call, server, strlen(server), tool))
 			return fail(err, errlen, "%s", "out of memory");
 		return 0;
@@ -321,6 +338,7 @@ read_call(struct call *call, const json_t *input, char *err, size_t errlen)
 	const char *event = so_json_str(input, "hook_event_name", "");
 	const struct tool *t;
 	const json_t *ctx;
+	bool unreadable;
 
 	if (agent->event == NULL)
 		return read_cursor(call, input, err, errlen);
@@ -331,7 +349,9 @@ read_call(struct call *call, const json_t *input, char *err, size_t errlen)
 	call->tool = so_json_str(input, "tool_name", NULL);
 	if (call->tool == NULL || call->tool[0] == '\0')
 		return fail(err, errlen, "%s", "the input has no \"tool_name\" string");
-	call->input = arguments_of(json_object_get(input, "tool_input"));
+	call->input = arguments_of(json_object_get(input, "tool_input"), &unreadable);
+	if (unreadable)
+		return fail(err, errlen, "%s", "tool_input is not a JSON object");
 	if (call->input == NULL)
 		return fail(err, errlen, "%s", "out of memory");
 
@@ -387,10 +407,11 @@ shell_action(json_t *action, const json_t *input, char *err, size_t errlen)
 		}
 	}
 	if (put(action, "kind", json_string("shell")) != 0 ||
-	    put(action, "command_line", json_string(line)) != 0 ||
-	    put(action, "command", words) != 0)
+	    put(action, "command_line", json_string(line)) != 0) {
+		json_decref(words);
 		return -1;
-	return 0;
+	}
+	return put(action, "command", words); /* takes `words`, also when it fails */
 }
 
 static int

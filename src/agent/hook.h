@@ -17,6 +17,9 @@
 
 /** Largest hook input read from stdin. */
 #define HOOK_MAX_INPUT (1024u * 1024u)
+/** Deepest nesting and most items of one list or object in hook input. */
+#define HOOK_MAX_DEPTH 64
+#define HOOK_MAX_ITEMS 100000
 /** Largest diff excerpt put in the request's context. */
 #define HOOK_MAX_DIFF 8192u
 

@@ -97,8 +97,8 @@ answer(enum hook_agent agent, bool allow, const so_client_gate_t *gate)
 static json_t *
 read_input(char *err, size_t errlen)
 {
-	static const so_json_limits_t limits = {.max_depth = 64, .max_string = HOOK_MAX_INPUT,
-	                                        .max_items = 100000};
+	static const so_json_limits_t limits = {
+		.max_depth = HOOK_MAX_DEPTH, .max_string = HOOK_MAX_INPUT, .max_items = HOOK_MAX_ITEMS};
 	so_buf_t buf;
 	json_t *input = NULL;
 	char why[200];

@@ -329,10 +329,11 @@ test_claude_mcp_tool_names_server_and_tool(void **state)
 	            "\"session_id\":\"s1\",\"tool_use_id\":\"toolu_1\",\"cwd\":\"/p\"}",
 	            "Claude Code wants to use mcp__github__create_issue");
 	free(in);
-	/* The server ends at the first "__"; the tool keeps the rest. */
+	/* "a" or "a__b" could be the server: a name that splits two ways names no server for
+	 * sure, so it stays a plain tool and no mcp.tool rule for server "a" matches it. */
 	in = cc_input("\"tool_name\":\"mcp__a__b__c\",\"tool_input\":{}}");
 	assert_maps(HOOK_CLAUDE_CODE, in, NULL,
-	            "{\"kind\":\"mcp.tool\",\"server\":\"a\",\"tool\":\"b__c\",\"arguments\":{}}",
+	            "{\"kind\":\"claude.tool\",\"tool\":\"mcp__a__b__c\",\"arguments\":{}}",
 	            NULL, "Claude Code wants to use mcp__a__b__c");
 	free(in);
 }
@@ -514,20 +515,24 @@ test_cursor_mcp_execution_parses_tool_input_given_as_a_string(void **state)
 }
 
 static void
-test_cursor_mcp_tool_input_that_is_no_object_gives_empty_arguments(void **state)
+test_cursor_mcp_tool_input_that_is_no_object_is_refused(void **state)
 {
+	/* Arguments we cannot read must not be approved as if there were none: the call the
+	 * agent then makes would carry them. Only an absent or null tool_input means {}. */
 	static const char *const inputs[] = {"\"not json\"", "\"[1,2]\"", "\"{\\\"a\\\":1\"", "7",
-	                                     "null", NULL};
+	                                     NULL};
 	char in[256];
 	int i;
 
 	for (i = 0; inputs[i] != NULL; i++) {
 		snprintf(in, sizeof(in), "{\"hook_event_name\":\"beforeMCPExecution\",\"tool_name\":"
 		                         "\"q\",\"tool_input\":%s}", inputs[i]);
-		assert_maps(HOOK_CURSOR, in, NULL,
-		            "{\"kind\":\"mcp.tool\",\"server\":\"?\",\"tool\":\"q\",\"arguments\":{}}",
-		            NULL, "Cursor wants to use q");
+		map_fails(HOOK_CURSOR, in, "tool_input is not a JSON object");
 	}
+	assert_maps(HOOK_CURSOR,
+	            "{\"hook_event_name\":\"beforeMCPExecution\",\"tool_name\":\"q\",\"tool_input\":null}",
+	            NULL, "{\"kind\":\"mcp.tool\",\"server\":\"?\",\"tool\":\"q\",\"arguments\":{}}",
+	            NULL, "Cursor wants to use q");
 }
 
 static void
@@ -845,7 +850,7 @@ main(void)
 		cmocka_unit_test(test_gemini_refuses_other_events),
 		cmocka_unit_test(test_cursor_shell_execution_uses_the_first_workspace_root),
 		cmocka_unit_test(test_cursor_mcp_execution_parses_tool_input_given_as_a_string),
-		cmocka_unit_test(test_cursor_mcp_tool_input_that_is_no_object_gives_empty_arguments),
+		cmocka_unit_test(test_cursor_mcp_tool_input_that_is_no_object_is_refused),
 		cmocka_unit_test(test_cursor_refuses_other_events_and_missing_fields),
 		cmocka_unit_test(test_mcp_server_name_is_kept_whole),
 		cmocka_unit_test(test_diff_excerpt_is_bounded_and_cut_between_characters),
