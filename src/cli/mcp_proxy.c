@@ -154,7 +154,7 @@ to_client(struct proxy *p, const char *line, size_t len)
 		pthread_mutex_lock(&p->lock);
 		if (!p->client_gone) {
 			p->client_gone = true;
-			if (write(p->wake[1], "c", 1) < 0) {
+			if (p->wake[1] >= 0 && write(p->wake[1], "c", 1) < 0) {
 				/* the main loop also sees stdin end */
 			}
 		}
@@ -299,12 +299,19 @@ forward_and_report(struct job *j, so_client_t *client, const char *request_id)
 	struct proxy *p = j->p;
 	struct inflight **at;
 	const char *detail = NULL;
-	bool sent = false, failed = true;
+	bool sent = false, failed = true, stopped;
 
 	pthread_mutex_lock(&p->lock);
-	if (!p->server_gone && inflight_add(p, j->id, j) == 0)
+	stopped = atomic_load(&j->stop) != STOP_NONE;
+	if (!stopped && !p->server_gone && inflight_add(p, j->id, j) == 0)
 		sent = j->forwarded = true;
 	pthread_mutex_unlock(&p->lock);
+	if (stopped) {
+		/* Cancelled (or the client left) between the approval and now: not called. */
+		so_client_result(client, request_id, 1, "not delivered: cancelled before it was sent",
+		                 NULL, NULL);
+		return;
+	}
 	if (sent && to_server(p, j->line, j->len) != 0) {
 		pthread_mutex_lock(&p->lock);
 		if ((at = inflight_find(p, j->id)) != NULL)
@@ -635,10 +642,10 @@ server_reader(void *arg)
 	pthread_mutex_lock(&p->lock);
 	p->server_gone = true;
 	pthread_cond_broadcast(&p->changed);
-	pthread_mutex_unlock(&p->lock);
-	if (write(p->wake[1], "s", 1) < 0) {
+	if (p->wake[1] >= 0 && write(p->wake[1], "s", 1) < 0) {
 		/* the main loop polls with a timeout and checks server_gone too */
 	}
+	pthread_mutex_unlock(&p->lock);
 	return NULL;
 }
 
@@ -965,8 +972,12 @@ out:
 	if (p.from_server >= 0)
 		close(p.from_server);
 	close_server_stdin(&p);
+	/* A gated call that outlived the bounded shutdown must not write to a reused fd. */
+	pthread_mutex_lock(&p.lock);
 	close(p.wake[0]);
 	close(p.wake[1]);
+	p.wake[0] = p.wake[1] = -1;
+	pthread_mutex_unlock(&p.lock);
 	json_decref(p.client_info);
 	return status;
 }

@@ -636,6 +636,14 @@ cli_run(struct cli *cli, int argc, char **argv)
 		goto out;
 	}
 
+	if (got_signal != 0) {
+		/* Interrupted while the grant was claimed: the command does not start. */
+		say(gate.id, "claimed, but interrupted", "; nothing ran\n");
+		so_client_result(cli->client, gate.id, 1, "not run: interrupted after the claim", NULL,
+		                 NULL);
+		status = CLI_EXIT_EXPIRED;
+		goto out;
+	}
 	if (!files_unchanged(action, detail, sizeof(detail))) {
 		fprintf(stderr, "signoff: %s: ", gate.id);
 		cli_put_safe(stderr, detail);

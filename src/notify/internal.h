@@ -4,6 +4,8 @@
 
 #include <pthread.h>
 
+#include <sodium.h>
+
 #include "common/buf.h"
 #include "notify/notify.h"
 
@@ -59,7 +61,13 @@ struct so_notifier {
 	pthread_cond_t kick;
 	uint64_t kicks; /* bumped by so_notifier_kick */
 	int stopping;
+	/* Seals private messages in the outbox (so_notify_ephemeral_sealed): made at start, kept
+	 * only in memory, so the store never holds what they say in clear. */
+	unsigned char seal_key[crypto_secretbox_KEYBYTES];
 };
+
+/** The text of a sealed private message, opened with the notifier's key into `out`. */
+int so_notify_unseal(const so_notifier_t *n, const char *hex, char *out, size_t size);
 
 /** POST `body` (JSON unless `content_type` says otherwise) and read the answer (bounded). */
 int so_http_post(const char *url, const char *content_type, const char *const *headers,

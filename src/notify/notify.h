@@ -84,6 +84,14 @@ int so_notify_request(so_notifier_t *n, so_store_t *s, const so_request_t *r, co
 int so_notify_ephemeral(so_notifier_t *n, so_store_t *s, const char *channel, const char *where,
                       const char *user, const char *text, int64_t now);
 /**
+ * The same for a secret (a one-time sign-in link), Slack only: the text is sealed with a key
+ * that exists only in this daemon's memory, so the outbox row never holds it in clear. After
+ * a restart the message cannot be opened, and a short note is sent instead (the link died
+ * with the daemon anyway). SO_EINVAL when `text` is over 2 KiB.
+ */
+int so_notify_ephemeral_sealed(so_notifier_t *n, so_store_t *s, const char *where,
+                               const char *user, const char *text, int64_t now);
+/**
  * Check a Slack request signature: "v0=" + hex HMAC-SHA256(secret, "v0:" ts ":" body),
  * compared in constant time, with the timestamp within 5 minutes of `now` (seconds).
  * Returns NULL when it holds, else a short reason.

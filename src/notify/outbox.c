@@ -216,6 +216,50 @@ so_notify_ephemeral(so_notifier_t *n, so_store_t *s, const char *channel, const 
 	             json_pack("{s:s, s:s}", "user", user, "text", text), now);
 }
 
+/** Most text a sealed message carries. */
+#define SEALED_TEXT_MAX 2048
+
+int
+so_notify_ephemeral_sealed(so_notifier_t *n, so_store_t *s, const char *where, const char *user,
+                           const char *text, int64_t now)
+{
+	unsigned char box[crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + SEALED_TEXT_MAX];
+	char hex[2 * sizeof(box) + 1];
+	size_t len = strlen(text);
+	int rc;
+
+	if (!n || !n->cfg->slack.enabled || !where || !user)
+		return SO_OK;
+	if (len > SEALED_TEXT_MAX)
+		return SO_EINVAL;
+	randombytes_buf(box, crypto_secretbox_NONCEBYTES);
+	crypto_secretbox_easy(box + crypto_secretbox_NONCEBYTES, (const unsigned char *)text, len,
+	                      box, n->seal_key);
+	sodium_bin2hex(hex, sizeof(hex), box, crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + len);
+	rc = queue(s, NULL, "slack", "ephemeral", where,
+	           json_pack("{s:s, s:s}", "user", user, "sealed", hex), now);
+	sodium_memzero(box, sizeof(box));
+	return rc;
+}
+
+int
+so_notify_unseal(const so_notifier_t *n, const char *hex, char *out, size_t size)
+{
+	unsigned char box[crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + SEALED_TEXT_MAX];
+	size_t len = 0, text_len;
+
+	if (sodium_hex2bin(box, sizeof(box), hex, strlen(hex), NULL, &len, NULL) != 0 ||
+	    len < crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES)
+		return SO_EINVAL;
+	text_len = len - crypto_secretbox_NONCEBYTES - crypto_secretbox_MACBYTES;
+	if (text_len + 1 > size ||
+	    crypto_secretbox_open_easy((unsigned char *)out, box + crypto_secretbox_NONCEBYTES,
+	                               len - crypto_secretbox_NONCEBYTES, box, n->seal_key) != 0)
+		return SO_EINVAL; /* sealed by an earlier run of the daemon: its key is gone */
+	out[text_len] = '\0';
+	return SO_OK;
+}
+
 int
 so_notify_deny_form(so_notifier_t *n, so_store_t *s, const char *trigger_id,
                     const char *request_id, int64_t now)
@@ -442,6 +486,7 @@ so_notifier_start(const so_notify_config_t *cfg, const so_directory_t *dir,
 	n->cfg = cfg;
 	n->dir = dir;
 	n->writer = writer;
+	crypto_secretbox_keygen(n->seal_key);
 	pthread_mutex_init(&n->lock, NULL);
 	pthread_cond_init(&n->kick, NULL);
 	for (unsigned i = 0; i < SO_NOTIFY_WORKERS; i++) {
@@ -474,5 +519,6 @@ so_notifier_stop(so_notifier_t *n)
 	}
 	pthread_mutex_destroy(&n->lock);
 	pthread_cond_destroy(&n->kick);
+	sodium_memzero(n->seal_key, sizeof(n->seal_key));
 	free(n);
 }

@@ -275,9 +275,18 @@ slack_deliver(so_notifier_t *n, const so_outbox_row_t *row, const json_t *req,
 	if (!strcmp(row->kind, "ephemeral")) {
 		json_error_t jerr;
 		json_t *b = json_loads(row->body, 0, &jerr);
+		const char *sealed = so_json_str(b, "sealed", NULL);
+		char opened[2048 + 1];
+		const char *text = so_json_str(b, "text", "");
+		if (sealed) {
+			text = so_notify_unseal(n, sealed, opened, sizeof(opened)) == SO_OK
+			           ? opened
+			           : "That sign-in link was lost when signoff restarted. Click *Open in the "
+			             "console* again for a new one.";
+		}
 		json_t *body = json_pack("{s:s, s:s, s:s}", "channel", row->target,
-		                         "user", so_json_str(b, "user", ""),
-		                         "text", so_json_str(b, "text", ""));
+		                         "user", so_json_str(b, "user", ""), "text", text);
+		sodium_memzero(opened, sizeof(opened));
 		json_decref(b);
 		if (call(n, "chat.postEphemeral", body, &answer, d) == 0)
 			d->ok = 1;

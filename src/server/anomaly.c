@@ -83,31 +83,45 @@ params_at(so_server_t *srv, int64_t ms, so_anomaly_params_t *out)
 	policy_release(pr);
 }
 
-/** The slot of principal `id` (under lock), loaded from `s` when first asked; NULL if unknown. */
+/**
+ * The slot of principal `id` (under lock), loaded from `s` when first asked. NULL when `id` is
+ * unknown, or when its baseline cannot be read now (`*rc` then says why): a store that fails
+ * must not make a known agent look new, nor be overwritten with an empty baseline.
+ */
 static struct slot *
-slot_of(struct baselines *bl, so_store_t *s, const char *id)
+slot_of(struct baselines *bl, so_store_t *s, const char *id, int *rc)
 {
 	const so_principal_t *p = so_directory_find(bl->dir, id);
 	struct slot *sl;
 	char *doc = NULL;
+	json_t *j;
 
+	*rc = SO_OK;
 	if (!p)
 		return NULL;
 	sl = &bl->slots[p - bl->dir->items];
 	if (sl->loaded)
 		return sl;
-	if (s->ops->baseline_get(s, id, &doc) == SO_OK) {
-		json_t *j = json_loads(doc, 0, NULL);
+	*rc = s->ops->baseline_get(s, id, &doc);
+	if (*rc == SO_OK) {
+		j = json_loads(doc, 0, NULL);
 		if (!j || so_baseline_from_json(j, &sl->b) != SO_OK)
 			so_warn("anomaly: the stored baseline of %s is unreadable; it starts again", id);
 		json_decref(j);
 		free(doc);
+	} else if (*rc != SO_ENOTFOUND) {
+		return NULL;
 	}
+	*rc = SO_OK;
 	/* Not stored yet (or unreadable): a new principal, scored as new until it has learned. */
 	if (!sl->b)
 		sl->b = so_baseline_new();
-	sl->loaded = sl->b != NULL;
-	return sl->loaded ? sl : NULL;
+	if (!sl->b) {
+		*rc = SO_ENOMEM;
+		return NULL;
+	}
+	sl->loaded = 1;
+	return sl;
 }
 
 void
@@ -120,13 +134,21 @@ anomaly_score_request(so_server_t *srv, so_request_t *r, int64_t now)
 	struct slot *sl;
 	json_t *anomaly;
 	so_store_t *s;
+	int rc;
 
 	so_anomaly_features(r->action, r->context, &f);
 	params_at(srv, now, &params);
 	s = readers_take(&srv->readers);
 	pthread_mutex_lock(&bl->lock);
-	sl = slot_of(bl, s, r->requester);
+	sl = slot_of(bl, s, r->requester, &rc);
 	so_anomaly_score(sl ? sl->b : NULL, &params, r->requester, &f, now, &res);
+	if (rc != SO_OK) {
+		/* Its baseline cannot be read now: fail closed, an allow goes to people. */
+		res.score = 1.0;
+		res.nreasons = 1;
+		snprintf(res.reasons[0], sizeof(res.reasons[0]), "the baseline of %.100s cannot be "
+		         "read now (%s); treated as unusual", r->requester, so_strerror(rc));
+	}
 	/* Counted in the same breath, so two requests at once see each other in the rates. */
 	if (sl) {
 		so_baseline_note_submitted(sl->b, &params, now);
@@ -182,7 +204,7 @@ teach(so_server_t *srv, so_store_t *s, const so_request_t *r, int learn)
 	so_anomaly_features(r->action, r->context, &f);
 	params_at(srv, r->created_at, &params);
 	pthread_mutex_lock(&bl->lock);
-	sl = slot_of(bl, s, r->requester);
+	sl = slot_of(bl, s, r->requester, &rc);
 	if (sl) {
 		if (learn) {
 			so_baseline_learn(sl->b, &params, &f, r->created_at);
@@ -230,7 +252,7 @@ h_anomaly_show(struct conn *c, struct MHD_Connection *mc)
 	struct slot *sl;
 	so_buf_t words;
 	json_t *doc = NULL;
-	int learning;
+	int learning, rc;
 	so_store_t *s;
 
 	if (!p || !may_see(c, p)) {
@@ -241,13 +263,19 @@ h_anomaly_show(struct conn *c, struct MHD_Connection *mc)
 	params_at(c->srv, now, &params);
 	s = readers_take(&c->srv->readers);
 	pthread_mutex_lock(&bl->lock);
-	sl = slot_of(bl, s, p->id);
+	sl = slot_of(bl, s, p->id, &rc);
 	so_baseline_describe(sl ? sl->b : NULL, &params, p->id, now, &words);
 	learning = so_baseline_is_learning(sl ? sl->b : NULL, &params, now);
 	if (sl)
 		doc = so_baseline_to_json(sl->b);
 	pthread_mutex_unlock(&bl->lock);
 	readers_give(&c->srv->readers, s);
+	if (rc != SO_OK) {
+		json_decref(doc);
+		so_buf_free(&words);
+		reply_store_err(c, SO_ESTORE);
+		return;
+	}
 	reply_json(c, 200, json_pack("{s:s, s:b, s:s, s:o}", "principal", p->id, "learning", learning,
 	                             "description", so_buf_cstr(&words), "baseline",
 	                             doc ? doc : json_null()));
@@ -266,6 +294,7 @@ h_anomaly_score(struct conn *c, struct MHD_Connection *mc)
 	int64_t now = so_clock_now_ms();
 	struct slot *sl;
 	so_store_t *s;
+	int rc;
 
 	(void)mc;
 	if (parse_body(c))
@@ -285,9 +314,13 @@ h_anomaly_score(struct conn *c, struct MHD_Connection *mc)
 	params_at(c->srv, now, &params);
 	s = readers_take(&c->srv->readers);
 	pthread_mutex_lock(&bl->lock);
-	sl = slot_of(bl, s, p->id);
+	sl = slot_of(bl, s, p->id, &rc);
 	so_anomaly_score(sl ? sl->b : NULL, &params, p->id, &f, now, &res);
 	pthread_mutex_unlock(&bl->lock);
 	readers_give(&c->srv->readers, s);
+	if (rc != SO_OK) {
+		reply_store_err(c, SO_ESTORE);
+		return;
+	}
 	reply_json(c, 200, so_anomaly_result_to_json(&res));
 }

@@ -113,6 +113,20 @@ drop_expired(struct sessions *ss, int64_t now)
 	}
 }
 
+/** Make room: end the session closest to its expiry. */
+static void
+drop_oldest(struct sessions *ss)
+{
+	size_t oldest = 0;
+
+	for (size_t i = 1; i < ss->n; i++) {
+		if (ss->items[i].expires_at < ss->items[oldest].expires_at)
+			oldest = i;
+	}
+	ss->items[oldest] = ss->items[--ss->n];
+	sodium_memzero(&ss->items[ss->n], sizeof(ss->items[ss->n]));
+}
+
 /** The session whose cookie hashes to `hash`; every entry is compared, in constant time. */
 static struct session *
 find(struct sessions *ss, const unsigned char hash[crypto_hash_sha256_BYTES])
@@ -275,8 +289,17 @@ op_signed_in(so_store_t *s, struct conn *c)
 	int64_t now = so_clock_now_ms();
 	char cookie[65], csrf[65];
 	struct session *sn;
-	int rc;
+	int rc, full;
 
+	pthread_mutex_lock(&ss->lock);
+	drop_expired(ss, now);
+	full = ss->n == MAX_SESSIONS;
+	pthread_mutex_unlock(&ss->lock);
+	if (full) {
+		/* Nothing happened: nothing to audit. */
+		reply_error(c, 503, "unavailable", "too many open sessions; try again later");
+		return SO_OK;
+	}
 	rc = so_audit_append(s, "session.signed_in", NULL, c->caller->id,
 	                     json_pack("{s:s, s:s}", "address", c->client_addr, "via", c->signin_via),
 	                     now);
@@ -285,13 +308,8 @@ op_signed_in(so_store_t *s, struct conn *c)
 	random_hex(cookie);
 	random_hex(csrf);
 	pthread_mutex_lock(&ss->lock);
-	drop_expired(ss, now);
-	if (ss->n == MAX_SESSIONS) {
-		pthread_mutex_unlock(&ss->lock);
-		sodium_memzero(cookie, sizeof(cookie));
-		reply_error(c, 503, "unavailable", "too many open sessions; try again later");
-		return SO_OK;
-	}
+	if (ss->n == MAX_SESSIONS) /* filled since: the oldest session ends first */
+		drop_oldest(ss);
 	sn = &ss->items[ss->n++];
 	hash_cookie(cookie, sn->cookie_hash);
 	sn->who = c->caller;
@@ -304,6 +322,7 @@ op_signed_in(so_store_t *s, struct conn *c)
 	         SESSION_TTL_MS / 1000, c->srv->tls_cert ? "; Secure" : "");
 	sodium_memzero(cookie, sizeof(cookie));
 	reply_json(c, 201, session_json(c->srv, c->caller, csrf, now + SESSION_TTL_MS));
+	sodium_memzero(csrf, sizeof(csrf));
 	return SO_OK;
 }
 
@@ -455,6 +474,10 @@ h_session_delete(struct conn *c, struct MHD_Connection *mc)
 	         c->srv->tls_cert ? "; Secure" : "");
 	free(c->resp);
 	c->resp = strdup("");
+	if (!c->resp) {
+		reply_error(c, 500, "internal", "out of memory");
+		return;
+	}
 	c->status = 204;
 	c->content_type = "text/plain";
 }

@@ -130,8 +130,8 @@ op_console_link(so_store_t *s, struct conn *c)
 		snprintf(text, sizeof(text), "<%s#/link/%s/%s|Open `%s` in the console>: this link "
 		         "signs you in once, within %lld minutes, and only you can see it.",
 		         cfg->console_url, token, c->id, c->id, SO_LINK_TTL_MS / 60000);
-		rc = so_notify_ephemeral(c->srv->notifier, s, "slack", c->chat_where, c->chat_user,
-		                         text, now);
+		rc = so_notify_ephemeral_sealed(c->srv->notifier, s, c->chat_where, c->chat_user, text,
+		                                now);
 	}
 	sodium_memzero(token, sizeof(token));
 	sodium_memzero(text, sizeof(text));

@@ -76,9 +76,11 @@ static const char *const stmt_sql[ST__COUNT] = {
 	/* In order per request and channel; webhooks are independent of each other. */
 	[ST_OB_WAITING] = "SELECT 1 FROM outbox WHERE state = 'pending' AND request_id = ?1 AND "
 	                  "channel = ?2 AND id < ?3 AND (?2 != 'webhook' OR target = ?4) LIMIT 1",
+	/* A private message (a refusal, a one-time sign-in link) is not kept once settled. */
 	[ST_OB_SETTLE] = "UPDATE outbox SET state = coalesce(?2, state), attempts = ?3, next_at = ?4, "
-	                 "last_error = ?5, done_at = CASE WHEN ?2 IS NULL THEN NULL ELSE ?6 END "
-	                 "WHERE id = ?1",
+	                 "last_error = ?5, done_at = CASE WHEN ?2 IS NULL THEN NULL ELSE ?6 END, "
+	                 "body = CASE WHEN ?2 IS NOT NULL AND kind = 'ephemeral' THEN '{}' "
+	                 "ELSE body END WHERE id = ?1",
 	[ST_CM_INSERT] = "INSERT OR IGNORE INTO chat_messages(request_id, channel, target, ref, "
 	                 "outbox_id) VALUES (?1, ?2, ?3, ?4, ?5)",
 	[ST_CM_LIST] = "SELECT target, ref FROM chat_messages WHERE request_id = ?1 AND channel = ?2 "

@@ -142,7 +142,10 @@ typedef struct so_store_ops {
 	int (*outbox_due)(so_store_t *s, int64_t now, size_t max, so_outbox_row_t **out, size_t *n);
 	/** Whether an older row for the same request and channel is still pending. */
 	int (*outbox_waiting)(so_store_t *s, const so_outbox_row_t *row, int *waiting);
-	/** Mark a row done or failed (`state`), or due again at `next_at` (state NULL). */
+	/**
+	 * Mark a row done or failed (`state`), or due again at `next_at` (state NULL). A settled
+	 * "ephemeral" row loses its body: private messages (sign-in links) are not kept.
+	 */
 	int (*outbox_settle)(so_store_t *s, int64_t id, const char *state, int64_t attempts,
 	                     int64_t next_at, const char *error, int64_t now);
 	/** Remember a chat message sent for a request (so updates can find it). */
