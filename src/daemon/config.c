@@ -207,7 +207,8 @@ static const so_cfg_key_t config_table[] = {
 	{"server", "tls_key_file", SO_CFG_STRING, OFF(tls_key_file), NULL, 0, 0, NULL, NULL, NULL,
 	 "PEM private key for tls_cert_file"},
 	{"store", "url", SO_CFG_STRING, OFF(store_url), "sqlite:var/signoff.db", 0, 0, NULL, NULL,
-	 NULL, "where state lives: sqlite:PATH, optionally sqlite:PATH?busy_timeout_ms=N"},
+	 NULL, "where state lives: sqlite:PATH (optionally ?busy_timeout_ms=N), or a PostgreSQL URL "
+	 "postgresql://HOST/DB?sslmode=... (libpq options pass through; docs/internals/store.md)"},
 	{"store", "max_batch", SO_CFG_INT, OFF(store_max_batch), "512", 1, 100000, NULL, NULL, NULL,
 	 "most changes committed together in one transaction (group commit)"},
 	{"audit", "signing_key_file", SO_CFG_STRING, OFF(signing_key_file), "var/audit.key", 0, 0,

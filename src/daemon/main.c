@@ -158,6 +158,31 @@ print_demo(so_config_t *cfg, struct demo_tokens *dt, uint16_t port)
 	fflush(stdout);
 }
 
+/**
+ * `url` for the log, with any password in it replaced: "postgresql://u:secret@h/db" becomes
+ * "postgresql://u:***@h/db" (a password given as "?password=" goes the same way).
+ */
+static void
+redact_url(const char *url, char *out, size_t size)
+{
+	const char *scheme = strstr(url, "://");
+	const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+	const char *colon = scheme && at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+	const char *param = strstr(url, "password=");
+
+	if (colon)
+		snprintf(out, size, "%.*s:***%s", (int)(colon - url), url, at);
+	else
+		snprintf(out, size, "%s", url);
+	if (param && (param = strstr(out, "password=")) != NULL) {
+		size_t keep = (size_t)(param - out) + strlen("password=");
+		const char *rest = strchr(param, '&');
+		char tail[256];
+		snprintf(tail, sizeof(tail), "%s", rest ? rest : "");
+		snprintf(out + keep, size - keep, "***%s", tail);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -278,12 +303,13 @@ main(int argc, char **argv)
 			}
 		}
 	}
-	char host[256];
+	char host[256], store_shown[512];
 	const char *colon = strrchr(cfg.listen, ':');
+	redact_url(cfg.store_url, store_shown, sizeof(store_shown));
 	snprintf(host, sizeof(host), "%.*s", colon ? (int)(colon - cfg.listen) : 0, cfg.listen);
 	so_info("signoffd %s listening on %s://%s:%u (store %s, policy %s)", VERSION,
 	        cfg.tls_cert_file ? "https" : "http", !strcmp(host, "localhost") ? "127.0.0.1" : host,
-	        so_server_port(server), cfg.store_url, policy_version);
+	        so_server_port(server), store_shown, policy_version);
 	if (dt.minted)
 		print_demo(&cfg, &dt, so_server_port(server));
 	else if (!config_path)

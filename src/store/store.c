@@ -5,8 +5,13 @@
 #include "common/error.h"
 #include "store/store.h"
 
+/* postgres.c's ops (both spellings of its scheme); their place is store.h, next to sqlite's. */
+extern const so_store_ops_t so_store_postgres_ops, so_store_postgres_alias_ops;
+
 static const so_store_ops_t *const backends[] = {
 	&so_store_sqlite_ops,
+	&so_store_postgres_ops,
+	&so_store_postgres_alias_ops,
 	NULL,
 };
 
@@ -23,7 +28,7 @@ so_store_open(const char *url, so_store_t **out, char *err, size_t errlen)
 		if (strlen(backends[i]->scheme) == n && !strncmp(url, backends[i]->scheme, n))
 			return backends[i]->open(colon + 1, out, err, errlen);
 	}
-	snprintf(err, errlen, "no store backend for '%.*s' (have: sqlite)", (int)n, url);
+	snprintf(err, errlen, "no store backend for '%.*s' (have: sqlite, postgresql)", (int)n, url);
 	return SO_ECONFIG;
 }
 
