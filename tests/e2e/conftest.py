@@ -7,11 +7,13 @@ SIGNOFF_BUILD selects the build directory (default: <repo>/build); the same suit
 against an ASan+UBSan build, so every wait is bounded but generous and nothing asserts timing.
 """
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -562,6 +564,56 @@ def spawn_cli(args, url, token, cwd):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+
+
+def make_cert(tmp_path):
+    """A self-signed certificate for 127.0.0.1: (cert path, key path)."""
+    if not shutil.which("openssl"):
+        pytest.fail("openssl is needed to make a test certificate")
+    key, cert = tmp_path / "tls.key", tmp_path / "tls.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+@contextlib.contextmanager
+def https_daemon(tmp_path, policy=None):
+    """A signoffd serving HTTPS with a fresh certificate: yields (base URL, cert path).
+    Stopped at the end; a sanitizer report in its log fails the test."""
+    cert, key = make_cert(tmp_path)
+    cfg = tmp_path / "signoff.yaml"
+    cfg.write_text(make_config(tmp_path, policy=policy,
+                               server={"tls_cert_file": str(cert), "tls_key_file": str(key)}))
+    proc = subprocess.Popen([str(SIGNOFFD), "-c", str(cfg)], cwd=tmp_path,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    seen = b""
+    try:
+        port, deadline = None, time.monotonic() + START_TIMEOUT
+        while port is None and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen += line
+            m = re.search(rb"listening on https://127\.0\.0\.1:(\d+)", line)
+            if m:
+                port = int(m.group(1))
+        assert port, f"no https listening line: {seen!r}"
+        yield f"https://127.0.0.1:{port}", cert
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(STOP_TIMEOUT)
+        seen += proc.stderr.read()
+        proc.stderr.close()
+    reports = [m for m in SANITIZER_MARKERS if m.encode() in seen]
+    assert not reports, f"sanitizer reported {reports}:\n{seen.decode(errors='replace')[-4000:]}"
 
 
 def finish_process(proc, timeout, what):

@@ -24,9 +24,7 @@ import http.client
 import http.server
 import json
 import re
-import shutil
 import socket
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -35,9 +33,8 @@ import pytest
 import requests
 
 import browser
-from conftest import (BUILD, CAST, HTTP_TIMEOUT, SANITIZER_MARKERS, SIGNOFFD, expect_error,
-                      finish_process, reap_process,
-                      make_config, new_token, ok, parse_time, run_cli, sample_action, spawn_cli,
+from conftest import (BUILD, CAST, HTTP_TIMEOUT, expect_error, finish_process, https_daemon,
+                      new_token, ok, parse_time, reap_process, run_cli, sample_action, spawn_cli,
                       wait_until)
 
 ARTIFACTS = BUILD / "e2e-artifacts" / "console"
@@ -395,52 +392,17 @@ def test_unknown_and_foreign_cookies_are_refused(console):
 
 
 def test_session_cookie_is_secure_under_tls(tmp_path):
-    if not shutil.which("openssl"):
-        pytest.fail("openssl is needed to make a test certificate")
-    key, cert = tmp_path / "tls.key", tmp_path / "tls.crt"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True, timeout=60)
-    cfg = tmp_path / "signoff.yaml"
-    cfg.write_text(make_config(tmp_path, policy=CONSOLE_POLICY,
-                               server={"tls_cert_file": str(cert), "tls_key_file": str(key)}))
-    proc = subprocess.Popen([str(SIGNOFFD), "-c", str(cfg)], cwd=tmp_path,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
-        port, seen, deadline = None, b"", time.monotonic() + 20
-        while port is None and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            seen += line
-            m = re.search(rb"listening on https://127\.0\.0\.1:(\d+)", line)
-            if m:
-                port = int(m.group(1))
-        assert port, f"no https listening line: {seen!r}"
-        r = requests.post(f"https://127.0.0.1:{port}/v1/session",
-                          data=json.dumps({"token": CAST["bob"].token}), verify=str(cert),
-                          headers={"Content-Type": "application/json"}, timeout=HTTP_TIMEOUT)
+    with https_daemon(tmp_path, policy=CONSOLE_POLICY) as (base, cert):
+        r = requests.post(base + "/v1/session", data=json.dumps({"token": CAST["bob"].token}),
+                          verify=str(cert), headers={"Content-Type": "application/json"},
+                          timeout=HTTP_TIMEOUT)
         ok(r, 201)
         _, attrs = session_cookie(r)
         assert attrs.get("secure") is True, f"session cookie over TLS is not Secure: {attrs}"
         assert attrs.get("httponly") is True and str(attrs.get("samesite")).lower() == "strict"
-        page = requests.get(f"https://127.0.0.1:{port}/", verify=str(cert), timeout=HTTP_TIMEOUT)
+        page = requests.get(base + "/", verify=str(cert), timeout=HTTP_TIMEOUT)
         assert page.status_code == 200
         assert_console_headers(page)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(15)
-        seen += proc.stderr.read()
-        proc.stderr.close()
-    reports = [m for m in SANITIZER_MARKERS if m.encode() in seen]
-    assert not reports, f"sanitizer reported {reports}:\n{seen.decode(errors='replace')[-4000:]}"
 
 
 # --------------------------------------------------------------------------------------------
