@@ -18,6 +18,10 @@
 #define BATCH 32
 #define IDLE_WAIT_MS 1000
 #define BASE_DELAY_MS 500
+/* With several nodes on one store, a row taken for delivery is not due again for this long:
+ * longer than any delivery takes (two calls of TIMEOUT_MS at most), so one node sends it. A
+ * node that dies holding a row leaves it to the others after the lease. */
+#define CLAIM_LEASE_MS (60 * 1000)
 
 /* Channels, by the name stored in outbox rows. */
 static const so_channel_ops_t *const channels[] = {
@@ -391,6 +395,14 @@ deliver_one(struct so_notify_worker *w, const so_outbox_row_t *row)
 	if (row->request_id[0] &&
 	    (reader->ops->outbox_waiting(reader, row, &waiting) || waiting))
 		return 0;
+	/* Several nodes see the same due rows: the one whose claim lands sends it. */
+	if (reader->ops->outbox_claim) {
+		int64_t now = so_clock_now_ms();
+		int claimed = 0;
+		if (reader->ops->outbox_claim(reader, row->id, now, now + CLAIM_LEASE_MS, &claimed) ||
+		    !claimed)
+			return 0;
+	}
 	if (row->request_id[0]) {
 		so_request_t *r = NULL;
 		if (reader->ops->request_get(reader, row->request_id, &r) == SO_OK) {

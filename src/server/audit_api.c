@@ -187,20 +187,42 @@ struct checkpoint_job {
 	so_merkle_frontier_t next;
 	so_checkpoint_t cp;
 	int made;
+	int rotating;     /* signing over our own key's rotation (with the old key) */
+	int64_t covered;  /* another node had signed this far already */
 };
 
+/*
+ * Runs in the writer, so on a shared store no other node appends or signs meanwhile: the
+ * tree is brought up to every stored event (other nodes' too), and nothing is signed twice
+ * at one size. A node whose key another node rotated away signs nothing.
+ */
 static int
 op_checkpoint(so_store_t *s, void *arg)
 {
 	struct checkpoint_job *job = arg;
 	so_server_t *srv = job->srv;
-	so_checkpoint_row_t row;
+	so_checkpoint_row_t row, latest;
+	char own_id[SO_KEY_ID_LEN + 1];
 	job->next = srv->tree;
-	int rc = extend_tree(s, &job->next, NULL);
+	int rc = extend_tree(s, &job->next, srv);
 	if (rc)
 		return rc;
 	if (job->next.size == srv->checkpointed)
 		return SO_OK;
+	if ((rc = s->ops->checkpoint_latest(s, &latest)) == SO_OK &&
+	    (uint64_t)latest.size >= job->next.size) {
+		job->covered = latest.size;
+		return SO_OK;
+	}
+	if (rc && rc != SO_ENOTFOUND)
+		return rc;
+	so_audit_key_id(srv->key->pk, own_id);
+	if (!job->rotating && srv->rotated_to[0] && strcmp(srv->rotated_to, own_id)) {
+		so_error("audit: the log names key %s as the one in force, but this node holds %s: "
+		         "it signs no checkpoint until the rotated key file is installed here and "
+		         "signoffd restarted", srv->rotated_to, own_id);
+		return SO_EDENIED;
+	}
 	job->cp.size = job->next.size;
 	job->cp.at = so_clock_now_ms();
 	so_merkle_frontier_root(&job->next, job->cp.root);
@@ -257,11 +279,12 @@ checkpoint_locked(so_server_t *srv, int force)
 		return;
 	job->srv = srv;
 	rc = so_writer_run(srv->writer, op_checkpoint, job);
-	if (rc == SO_OK && job->made) {
+	if (rc == SO_OK && (job->made || job->covered)) {
 		srv->tree = job->next;
-		srv->checkpointed = job->cp.size;
+		srv->checkpointed = job->made ? job->cp.size : (uint64_t)job->covered;
 		srv->last_checkpoint_at = so_clock_mono_ms();
-		so_debug("audit: checkpoint at %" PRIu64, job->cp.size);
+		if (job->made)
+			so_debug("audit: checkpoint at %" PRIu64, job->cp.size);
 	} else if (rc) {
 		so_error("audit: could not sign a checkpoint: %s", so_strerror(rc));
 	}
@@ -334,8 +357,11 @@ h_audit_rotate_key(struct conn *c, struct MHD_Connection *mc)
 	}
 	struct rotation ro = {.srv = srv, .actor = c->caller->id, .fresh = &fresh};
 	ro.cp.srv = srv;
+	ro.cp.rotating = 1;
 	unsigned char old_pk[32];
+	char was_rotated_to[sizeof(srv->rotated_to)];
 	memcpy(old_pk, srv->key->pk, 32);
+	memcpy(was_rotated_to, srv->rotated_to, sizeof(was_rotated_to));
 	int rc = so_writer_run(srv->writer, op_rotate, &ro);
 	if (rc == SO_OK) {
 		srv->tree = ro.cp.next;
@@ -351,6 +377,8 @@ h_audit_rotate_key(struct conn *c, struct MHD_Connection *mc)
 			so_error("audit: %s (the rotation is recorded; restart finishes it)", err);
 		*srv->key = fresh;
 	} else {
+		/* the tree walk saw our own rotation event, which did not commit */
+		memcpy(srv->rotated_to, was_rotated_to, sizeof(was_rotated_to));
 		unlink(next);
 	}
 	pthread_mutex_unlock(&srv->audit_lock);

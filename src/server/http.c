@@ -97,7 +97,10 @@ static int
 op_run(so_store_t *s, void *arg)
 {
 	struct conn *c = arg;
-	return c->op(s, c);
+	int rc = c->op(s, c);
+	if (rc == SO_OK && c->changed)
+		rc = cluster_announce(c->srv, s, c->id, c->transition);
+	return rc;
 }
 
 void
@@ -535,6 +538,8 @@ so_server_start(so_config_t *cfg, so_writer_t *writer, so_audit_key_t *key,
 		rc = SO_ENOMEM;
 		goto fail;
 	}
+	if ((rc = cluster_start(srv, &srv->cluster, err, errlen)))
+		goto fail;
 	raise_fd_limit((size_t)cfg->max_connections + 256);
 
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
@@ -610,6 +615,8 @@ so_server_stop(so_server_t *srv)
 	pthread_mutex_unlock(&srv->sweep_lock);
 	if (srv->sweeper_started)
 		pthread_join(srv->sweeper, NULL);
+	cluster_stop(srv->cluster); /* nothing from other nodes wakes anything from here on */
+	srv->cluster = NULL;
 	if (srv->mhd)
 		MHD_quiesce_daemon(srv->mhd);
 	/* Suspended connections must be resumed before the daemon stops: release the

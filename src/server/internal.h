@@ -56,6 +56,8 @@ void waiters_wake(struct waiters *ws, const char *id);
 /** Unregister `w` and resume it if it was still waiting. */
 void waiters_cancel(struct waiters *ws, struct waiter *w);
 size_t waiters_count(struct waiters *ws);
+/** Copy the ids long-polls wait on (at most `max`, one per waiter) into `ids`; returns how many. */
+size_t waiters_ids(struct waiters *ws, char (*ids)[SO_ID_LEN + 1], size_t max);
 /** Resume everyone and stop the timer thread; later adds resume at once. */
 void waiters_stop(struct waiters *ws);
 /** Free after waiters_stop() once nothing can call waiters_wake() any more. */
@@ -72,6 +74,19 @@ size_t events_count(struct events *ev);
 void events_stop(struct events *ev);
 /** Free after the HTTP daemon has stopped (its streams' free callbacks use `ev`). */
 void events_free(struct events *ev);
+
+/* ---- several nodes on one shared store (cluster.c) ---- */
+
+struct cluster;
+/**
+ * Name this node (srv->node) and, when the store is shared, listen for the other nodes'
+ * changes. `*out` stays NULL for a store only this process uses.
+ */
+int cluster_start(so_server_t *srv, struct cluster **out, char *err, size_t errlen);
+void cluster_stop(struct cluster *cl);
+/** In a change's transaction: tell the other nodes that request `id` changed (`status`: its
+ * new status, or -1). Nothing for a store only this process uses. */
+int cluster_announce(so_server_t *srv, so_store_t *s, const char *id, int status);
 
 /* ---- console sessions (console.c) ---- */
 
@@ -156,6 +171,8 @@ struct so_server {
 	struct events *events;
 	struct sessions *sessions;
 	struct baselines *baselines;
+	struct cluster *cluster;     /* NULL unless the store is shared with other nodes */
+	char node[13];               /* this process's name among the nodes (random at start) */
 	struct MHD_Daemon *mhd;
 	uint16_t port;
 	so_json_limits_t limits;

@@ -540,6 +540,7 @@ h_result(struct conn *c, struct MHD_Connection *mc)
 /* ---- the sweeper's op: expire what is due ---- */
 
 struct sweep {
+	so_server_t *srv;
 	so_notifier_t *notifier;
 	char (*ids)[SO_ID_LEN + 1];
 	size_t n;
@@ -564,7 +565,8 @@ op_sweep(so_store_t *s, void *arg)
 			json_t *data = json_pack("{s:s}", "from", so_status_name(before));
 			if ((rc = s->ops->request_update(s, r, r->nreviews)) ||
 			    (rc = so_audit_append(s, "request.expired", r->id, NULL, data, now)) ||
-			    (rc = so_notify_request(sw->notifier, s, r, "request.expired", now))) {
+			    (rc = so_notify_request(sw->notifier, s, r, "request.expired", now)) ||
+			    (rc = cluster_announce(sw->srv, s, r->id, SO_ST_EXPIRED))) {
 				so_request_free(r);
 				return rc;
 			}
@@ -577,7 +579,8 @@ op_sweep(so_store_t *s, void *arg)
 			if ((rc = s->ops->request_update(s, r, r->nreviews)) ||
 			    (rc = so_audit_append(s, "request.escalated", r->id, NULL,
 			                          json_pack("{s:o}", "groups", groups), now)) ||
-			    (rc = so_notify_request(sw->notifier, s, r, "request.escalated", now))) {
+			    (rc = so_notify_request(sw->notifier, s, r, "request.escalated", now)) ||
+			    (rc = cluster_announce(sw->srv, s, r->id, SO_ST_PENDING))) {
 				so_request_free(r);
 				return rc;
 			}
@@ -591,7 +594,7 @@ op_sweep(so_store_t *s, void *arg)
 void
 sweep_due(so_server_t *srv)
 {
-	struct sweep sw = {.notifier = srv->notifier};
+	struct sweep sw = {.srv = srv, .notifier = srv->notifier};
 	so_store_t *s = readers_take(&srv->readers);
 	int rc = s->ops->request_due(s, so_clock_now_ms(), 500, &sw.ids, &sw.n);
 	readers_give(&srv->readers, s);

@@ -211,6 +211,17 @@ waiters_count(struct waiters *ws)
 	return n;
 }
 
+size_t
+waiters_ids(struct waiters *ws, char (*ids)[SO_ID_LEN + 1], size_t max)
+{
+	pthread_mutex_lock(&ws->lock);
+	size_t n = ws->nheap < max ? ws->nheap : max;
+	for (size_t i = 0; i < n; i++)
+		memcpy(ids[i], ws->heap[i]->id, SO_ID_LEN + 1);
+	pthread_mutex_unlock(&ws->lock);
+	return n;
+}
+
 void
 waiters_stop(struct waiters *ws)
 {

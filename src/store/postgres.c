@@ -11,7 +11,9 @@
  * back); the next call tries PQreset once. A transaction the connection died in stays failed
  * until the caller ends it: no statement after it ever runs on its own.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,14 @@
 
 /* The key of pg_advisory_xact_lock() that migrations run under: "signoff" in ASCII. */
 #define MIGRATION_LOCK_KEY "32496487014361958"
+/*
+ * The key every write transaction locks first (pg_advisory_xact_lock), so the state changes
+ * of all nodes sharing the database are serialized: the audit chain gets one head, and each
+ * load-decide-write step sees the last one's result. "signoffW" in ASCII.
+ */
+#define WRITE_LOCK_KEY "7165064183136218967"
+/* The LISTEN/NOTIFY channel nodes tell each other about changes on. */
+#define ANNOUNCE_CHANNEL "signoff_changes"
 /* How long a node waits at open for another node's migrations before it gives up. */
 #define MIGRATION_LOCK_WAIT "120s"
 /* Most parameters of any statement below. */
@@ -58,7 +68,7 @@ enum stmt_id {
 	ST_TOKEN_LOOKUP, ST_TOKEN_COUNT, ST_CP_INSERT, ST_CP_LATEST, ST_CP_LIST, ST_CP_GET_EXACT,
 	ST_CP_GET_ABOVE, ST_AUDIT_FOR_REQUEST, ST_BASE_GET, ST_BASE_SET, ST_PRUNE_EVENTS,
 	ST_PRUNE_CPS, ST_OB_INSERT, ST_OB_DUE, ST_OB_WAITING, ST_OB_SETTLE, ST_CM_INSERT, ST_CM_LIST,
-	ST_BL_GET, ST_BL_PUT, ST__COUNT
+	ST_BL_GET, ST_BL_PUT, ST_WRITE_LOCK, ST_OB_CLAIM, ST_ANNOUNCE, ST_LISTEN, ST__COUNT
 };
 
 #define REQ_LIST_SQL(where, limit)                                                         \
@@ -127,6 +137,11 @@ static const char *const stmt_sql[ST__COUNT] = {
 	                 "done_at = CASE WHEN $2::text IS NULL THEN NULL ELSE $6::bigint END, "
 	                 "body = CASE WHEN $2::text IS NOT NULL AND kind = 'ephemeral' THEN '{}' "
 	                 "ELSE body END WHERE id = $1",
+	[ST_OB_CLAIM] = "UPDATE outbox SET next_at = $3 WHERE id = $1 AND state = 'pending' AND "
+	                "next_at <= $2",
+	[ST_WRITE_LOCK] = "SELECT pg_advisory_xact_lock(" WRITE_LOCK_KEY ")",
+	[ST_ANNOUNCE] = "SELECT pg_notify('" ANNOUNCE_CHANNEL "', $1)",
+	[ST_LISTEN] = "LISTEN " ANNOUNCE_CHANNEL,
 	[ST_CM_INSERT] = "INSERT INTO chat_messages(request_id, channel, target, ref, outbox_id) "
 	                 "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
 	[ST_CM_LIST] = "SELECT target, ref FROM chat_messages WHERE request_id = $1 AND channel = $2 "
@@ -442,14 +457,24 @@ end_tx(pg_store_t *s)
 	s->tx_lost = 0;
 }
 
+static int pgs_rollback(so_store_t *st);
+
 static int
 pgs_begin(so_store_t *st)
 {
 	pg_store_t *s = S(st);
 	int rc = command(s, ST_BEGIN, NULL, NULL);
-	if (rc == SO_OK)
-		s->in_tx = 1;
-	return rc;
+	if (rc)
+		return rc;
+	s->in_tx = 1;
+	/* Wait for any other node's write to end (at most lock_timeout, then fail). */
+	PGresult *res = NULL;
+	if ((rc = query(s, ST_WRITE_LOCK, NULL, &res))) {
+		pgs_rollback(st);
+		return rc;
+	}
+	PQclear(res);
+	return SO_OK;
 }
 
 static int
@@ -1059,6 +1084,19 @@ pgs_outbox_settle(so_store_t *st, int64_t id, const char *state, int64_t attempt
 }
 
 static int
+pgs_outbox_claim(so_store_t *st, int64_t id, int64_t now, int64_t until, int *claimed)
+{
+	struct params p = {0};
+	long changed = 0;
+	p_i64(&p, id);
+	p_i64(&p, now);
+	p_i64(&p, until);
+	int rc = command(S(st), ST_OB_CLAIM, &p, &changed);
+	*claimed = rc == SO_OK && changed == 1;
+	return rc;
+}
+
+static int
 pgs_chat_message_insert(so_store_t *st, const char *request_id, const char *channel,
                         const char *target, const char *ref, int64_t outbox_id)
 {
@@ -1155,6 +1193,57 @@ pgs_baseline_put(so_store_t *st, const char *principal, const char *doc, int64_t
 }
 
 /* ---- open, migrations, close ---- */
+
+/* ---- nodes telling each other (LISTEN/NOTIFY) ---- */
+
+static int
+pgs_announce(so_store_t *st, const char *payload)
+{
+	struct params p = {0};
+	PGresult *res = NULL;
+	p_text(&p, payload);
+	int rc = query(S(st), ST_ANNOUNCE, &p, &res);
+	PQclear(res);
+	return rc;
+}
+
+static int
+pgs_listen(so_store_t *st)
+{
+	return command(S(st), ST_LISTEN, NULL, NULL);
+}
+
+static int
+pgs_next_announcement(so_store_t *st, int timeout_ms, char *payload, size_t len)
+{
+	pg_store_t *s = S(st);
+	int64_t deadline = so_clock_mono_ms() + timeout_ms;
+	for (;;) {
+		PGnotify *n = PQnotifies(s->conn);
+		if (n) {
+			snprintf(payload, len, "%s", n->extra);
+			PQfreemem(n);
+			return SO_OK;
+		}
+		if (PQstatus(s->conn) != CONNECTION_OK)
+			return SO_ESTORE;
+		int64_t left = deadline - so_clock_mono_ms();
+		if (left <= 0)
+			return SO_EBUSY;
+		struct pollfd pfd = {.fd = PQsocket(s->conn), .events = POLLIN};
+		int ready_fds = poll(&pfd, 1, (int)left);
+		if (ready_fds < 0 && errno != EINTR)
+			return SO_ESTORE;
+		/* Input that ends the connection (a closed socket, a FATAL message) shows in the
+		 * status on the next turn. */
+		if (ready_fds > 0 && !PQconsumeInput(s->conn)) {
+			const char *msg = PQerrorMessage(s->conn);
+			so_warn("postgres: the listening connection was lost: %.*s",
+			        (int)strcspn(msg, "\n"), msg);
+			return SO_ESTORE;
+		}
+	}
+}
 
 static void
 pgs_close(so_store_t *st)
@@ -1349,6 +1438,10 @@ fail:
 		.token_count = pgs_token_count,                                                    \
 		.baseline_get = pgs_baseline_get,                                                  \
 		.baseline_put = pgs_baseline_put,                                                  \
+		.outbox_claim = pgs_outbox_claim,                                                  \
+		.announce = pgs_announce,                                                          \
+		.listen = pgs_listen,                                                              \
+		.next_announcement = pgs_next_announcement,                                        \
 	}
 
 /* "postgresql://..." and its short spelling "postgres://...", as libpq accepts both. */

@@ -83,6 +83,9 @@ typedef struct so_store_query {
 	size_t limit;
 } so_store_query_t;
 
+/** The longest announcement payload (PostgreSQL's NOTIFY takes up to 7999 bytes). */
+#define SO_ANNOUNCE_MAX 256
+
 typedef struct so_store_ops {
 	const char *scheme;
 	int (*open)(const char *target, so_store_t **out, char *err, size_t errlen);
@@ -166,6 +169,29 @@ typedef struct so_store_ops {
 	int (*baseline_get)(so_store_t *s, const char *principal, char **doc);
 	/** Replace a principal's baseline document. */
 	int (*baseline_put)(so_store_t *s, const char *principal, const char *doc, int64_t now);
+
+	/*
+	 * For stores several nodes share (NULL in a backend only one process uses): each write
+	 * transaction is serialized with every other node's (begin takes the lock), and nodes
+	 * tell each other what changed.
+	 */
+	/** Send `payload` (at most SO_ANNOUNCE_MAX bytes) to every listening connection when the
+	 * current transaction commits; nothing when it rolls back. */
+	int (*announce)(so_store_t *s, const char *payload);
+	/** Receive announcements on this connection (reconnecting first if it was lost). */
+	int (*listen)(so_store_t *s);
+	/**
+	 * Wait at most `timeout_ms` for the next announcement: SO_OK with `payload` set (cut to
+	 * `len`), SO_EBUSY when none came in time, SO_ESTORE when the connection was lost (what
+	 * was sent meanwhile is lost too: call listen again, then look at what may have changed).
+	 */
+	int (*next_announcement)(so_store_t *s, int timeout_ms, char *payload, size_t len);
+	/**
+	 * Take a due outbox row for delivery: it is not due again before `until` (a lease), so
+	 * another node does not deliver it too. `*claimed` is 0 when it was no longer pending and
+	 * due at `now` (another node took or settled it). Runs on its own, outside any transaction.
+	 */
+	int (*outbox_claim)(so_store_t *s, int64_t id, int64_t now, int64_t until, int *claimed);
 } so_store_ops_t;
 
 /** The backends (each in its own file). */
