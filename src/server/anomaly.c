@@ -6,6 +6,10 @@
  * most once a second per principal (BASELINE_SAVE_MS), so the writer does not encode a
  * baseline on every submission. Hours are judged in the policy's time zone.
  *
+ * On a store several nodes share, the writer reads the baseline again before it learns or
+ * counts, and saves it at once, so every node's requests count and nothing one node learned is
+ * overwritten by another's older copy.
+ *
  * Owns: the baselines, indexed like the configuration's directory, under one lock. What is
  * learned but not yet saved when the daemon dies is at most the last second of it.
  */
@@ -124,6 +128,18 @@ slot_of(struct baselines *bl, so_store_t *s, const char *id, int *rc)
 	return sl;
 }
 
+/** Drop the cached baseline of `id` (under lock): the next use reads the stored one. */
+static void
+forget(struct baselines *bl, const char *id)
+{
+	const so_principal_t *p = so_directory_find(bl->dir, id);
+	if (!p)
+		return;
+	struct slot *sl = &bl->slots[p - bl->dir->items];
+	so_baseline_free(sl->b);
+	memset(sl, 0, sizeof(*sl));
+}
+
 void
 anomaly_score_request(so_server_t *srv, so_request_t *r, int64_t now)
 {
@@ -190,9 +206,13 @@ save(struct baselines *bl, so_store_t *s, struct slot *sl, const char *id, int64
 /**
  * In the writer: `learn` makes `r` part of its requester's normal; either way the baseline is
  * saved when it changed (counted submissions wait for the next save, at most a second).
+ *
+ * On a store other nodes share, the cached baseline may be behind theirs: it is read again
+ * here, where no other node writes meanwhile, `r` is counted in it again when `submitted`
+ * (the count made before the policy went with the old copy), and it is saved at once.
  */
 static int
-teach(so_server_t *srv, so_store_t *s, const so_request_t *r, int learn)
+teach(so_server_t *srv, so_store_t *s, const so_request_t *r, int learn, int submitted)
 {
 	struct baselines *bl = srv->baselines;
 	so_anomaly_params_t params;
@@ -203,15 +223,22 @@ teach(so_server_t *srv, so_store_t *s, const so_request_t *r, int learn)
 
 	so_anomaly_features(r->action, r->context, &f);
 	params_at(srv, r->created_at, &params);
+	int shared = s->ops->announce != NULL;
 	pthread_mutex_lock(&bl->lock);
+	if (shared)
+		forget(bl, r->requester);
 	sl = slot_of(bl, s, r->requester, &rc);
+	if (sl && shared && submitted) {
+		so_baseline_note_submitted(sl->b, &params, r->created_at);
+		sl->dirty = 1;
+	}
 	if (sl) {
 		if (learn) {
 			so_baseline_learn(sl->b, &params, &f, r->created_at);
 			sl->dirty = 1;
 		}
 		/* A learned request is saved at once; a counted one can wait for the next. */
-		rc = save(bl, s, sl, r->requester, now, learn);
+		rc = save(bl, s, sl, r->requester, now, learn || shared);
 	}
 	pthread_mutex_unlock(&bl->lock);
 	return rc;
@@ -221,14 +248,14 @@ int
 anomaly_after_submit(so_server_t *srv, so_store_t *s, const so_request_t *r)
 {
 	/* Allowed by policy as it is (not raised to review): that is normal now. */
-	return teach(srv, s, r, r->status == SO_ST_APPROVED);
+	return teach(srv, s, r, r->status == SO_ST_APPROVED, 1);
 }
 
 int
 anomaly_after_approval(so_server_t *srv, so_store_t *s, const so_request_t *r)
 {
 	/* People approved it: unusual or not, it becomes part of normal. Denials teach nothing. */
-	return teach(srv, s, r, 1);
+	return teach(srv, s, r, 1, 0);
 }
 
 /* ---- the API: GET /v1/anomaly/baseline?principal=P, POST /v1/anomaly/score ---- */
