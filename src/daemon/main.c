@@ -269,8 +269,14 @@ main(int argc, char **argv)
 	char policy_version[sizeof(cfg.policy.version)];
 	memcpy(policy_version, cfg.policy.version, sizeof(policy_version));
 	if (cfg.notify.slack.enabled || cfg.notify.teams.enabled || cfg.notify.nwebhooks) {
-		if (!(notifier = so_notifier_start(&cfg.notify, &cfg.directory, cfg.store_url,
-		                                   app.writer, err, sizeof(err)))) {
+		/* Every node holds the same signing key; the store never does. */
+		unsigned char seal_secret[32];
+		crypto_generichash(seal_secret, sizeof(seal_secret), app.key.sk, sizeof(app.key.sk),
+		                   (const unsigned char *)"signoff seal secret", 19);
+		notifier = so_notifier_start(&cfg.notify, &cfg.directory, cfg.store_url, app.writer,
+		                             seal_secret, err, sizeof(err));
+		sodium_memzero(seal_secret, sizeof(seal_secret));
+		if (!notifier) {
 			so_error("cannot start the notifier: %s", err);
 			goto out;
 		}

@@ -61,8 +61,9 @@ struct so_notifier {
 	pthread_cond_t kick;
 	uint64_t kicks; /* bumped by so_notifier_kick */
 	int stopping;
-	/* Seals private messages in the outbox (so_notify_ephemeral_sealed): made at start, kept
-	 * only in memory, so the store never holds what they say in clear. */
+	/* Seals private messages in the outbox (so_notify_ephemeral_sealed): derived from a
+	 * secret outside the store, so the store never holds what they say in clear, while every
+	 * node that shares it can open what another sealed. */
 	unsigned char seal_key[crypto_secretbox_KEYBYTES];
 };
 

@@ -116,10 +116,14 @@ int so_notify_deny_form(so_notifier_t *n, so_store_t *s, const char *trigger_id,
 /** Wake the worker (after a commit that queued rows). */
 void so_notifier_kick(so_notifier_t *n);
 
-/** Start the worker thread: it reads due rows on its own connection to `store_url`. */
+/**
+ * Start the worker thread: it reads due rows on its own connection to `store_url`. Private
+ * messages are sealed in the outbox with a key made from `seal_secret` (32 bytes every node
+ * sharing the store derives alike, from a secret the store does not hold).
+ */
 so_notifier_t *so_notifier_start(const so_notify_config_t *cfg, const so_directory_t *dir,
-                                 const char *store_url, so_writer_t *writer, char *err,
-                                 size_t errlen);
+                                 const char *store_url, so_writer_t *writer,
+                                 const unsigned char seal_secret[32], char *err, size_t errlen);
 /** Stop the worker (rows not yet delivered stay in the outbox for the next start). */
 void so_notifier_stop(so_notifier_t *n);
 /** The configuration it runs with (for the inbound endpoints: secrets, app id). */

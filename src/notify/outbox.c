@@ -490,7 +490,8 @@ worker_main(void *arg)
 
 so_notifier_t *
 so_notifier_start(const so_notify_config_t *cfg, const so_directory_t *dir,
-                  const char *store_url, so_writer_t *writer, char *err, size_t errlen)
+                  const char *store_url, so_writer_t *writer,
+                  const unsigned char seal_secret[32], char *err, size_t errlen)
 {
 	so_notifier_t *n = calloc(1, sizeof(*n));
 	if (!n)
@@ -498,7 +499,8 @@ so_notifier_start(const so_notify_config_t *cfg, const so_directory_t *dir,
 	n->cfg = cfg;
 	n->dir = dir;
 	n->writer = writer;
-	crypto_secretbox_keygen(n->seal_key);
+	crypto_generichash(n->seal_key, sizeof(n->seal_key), (const unsigned char *)"signoff outbox seal",
+	                   19, seal_secret, 32);
 	pthread_mutex_init(&n->lock, NULL);
 	pthread_cond_init(&n->kick, NULL);
 	for (unsigned i = 0; i < SO_NOTIFY_WORKERS; i++) {

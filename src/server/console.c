@@ -4,11 +4,12 @@
  * A reviewer signs in with their token (POST /v1/session) and gets a session cookie
  * (HttpOnly, SameSite=Strict, Secure under TLS) plus a CSRF token the page keeps in memory.
  * With the cookie, the API acts as that person; a change (any method but GET and HEAD) also
- * needs the X-CSRF-Token header. Sessions live in memory: a restart signs everyone out.
- * Failed sign-ins are audited and limited per client address.
+ * needs the X-CSRF-Token header. Sessions and one-time links are in the store, as the SHA-256
+ * of their secret: every node sharing the store knows them, and a restart signs no one out.
+ * Failed sign-ins are audited and limited per client address (per node).
  *
- * Owns: the session table and the failure counters, under one lock. Cookies and CSRF tokens
- * are 32 random bytes in hex; the table keeps only the cookie's SHA-256.
+ * Owns: the failure counters, under one lock. Cookies are 32 random bytes in hex; the CSRF
+ * token is a keyed hash of the cookie.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -23,27 +24,10 @@
 #include "server/internal.h"
 
 #define SESSION_TTL_MS (8LL * 3600 * 1000)
-#define MAX_SESSIONS 10000
 /* Failed sign-ins: at most FAIL_LIMIT per address within FAIL_WINDOW_MS. */
 #define FAIL_LIMIT 5
 #define FAIL_WINDOW_MS (60LL * 1000)
 #define FAIL_SLOTS 1024
-
-struct session {
-	unsigned char cookie_hash[crypto_hash_sha256_BYTES];
-	const so_principal_t *who; /* borrowed from the configuration's directory */
-	char csrf[65];
-	int64_t expires_at;        /* wall-clock ms */
-};
-
-/* A one-time sign-in link, sent privately to one reviewer from a chat message. */
-struct link {
-	unsigned char token_hash[crypto_hash_sha256_BYTES];
-	const so_principal_t *who;
-	int64_t expires_at; /* wall-clock ms; 0: used */
-};
-
-#define MAX_LINKS 1024
 
 struct fail_slot {
 	char addr[48];
@@ -53,9 +37,6 @@ struct fail_slot {
 
 struct sessions {
 	pthread_mutex_t lock;
-	struct session *items;
-	size_t n;
-	struct link links[MAX_LINKS];
 	struct fail_slot fails[FAIL_SLOTS];
 };
 
@@ -66,11 +47,6 @@ sessions_new(void)
 
 	if (!ss)
 		return NULL;
-	ss->items = calloc(MAX_SESSIONS, sizeof(*ss->items));
-	if (!ss->items) {
-		free(ss);
-		return NULL;
-	}
 	pthread_mutex_init(&ss->lock, NULL);
 	return ss;
 }
@@ -80,8 +56,6 @@ sessions_free(struct sessions *ss)
 {
 	if (!ss)
 		return;
-	sodium_memzero(ss->items, MAX_SESSIONS * sizeof(*ss->items));
-	free(ss->items);
 	pthread_mutex_destroy(&ss->lock);
 	free(ss);
 }
@@ -96,104 +70,45 @@ random_hex(char out[65])
 	sodium_memzero(raw, sizeof(raw));
 }
 
-/* ---- the table (under ss->lock) ---- */
-
+/* What the store keeps of a secret (a cookie, a link's code): its SHA-256 in hex. */
 static void
-drop_expired(struct sessions *ss, int64_t now)
+hash_hex(const char *secret, char out[65])
 {
-	size_t i = 0;
+	unsigned char hash[crypto_hash_sha256_BYTES];
 
-	while (i < ss->n) {
-		if (ss->items[i].expires_at <= now) {
-			ss->items[i] = ss->items[--ss->n];
-			sodium_memzero(&ss->items[ss->n], sizeof(ss->items[ss->n]));
-		} else {
-			i++;
-		}
-	}
+	crypto_hash_sha256(hash, (const unsigned char *)secret, strlen(secret));
+	sodium_bin2hex(out, 65, hash, sizeof(hash));
 }
 
-/** Make room: end the session closest to its expiry. */
+/*
+ * A session's CSRF token: a keyed hash of its cookie, so no node stores it, every node can
+ * check it, and only a holder of the cookie (our page, which was given it) can know it.
+ */
 static void
-drop_oldest(struct sessions *ss)
+csrf_of(const char *cookie, char out[65])
 {
-	size_t oldest = 0;
+	unsigned char mac[32];
 
-	for (size_t i = 1; i < ss->n; i++) {
-		if (ss->items[i].expires_at < ss->items[oldest].expires_at)
-			oldest = i;
-	}
-	ss->items[oldest] = ss->items[--ss->n];
-	sodium_memzero(&ss->items[ss->n], sizeof(ss->items[ss->n]));
-}
-
-/** The session whose cookie hashes to `hash`; every entry is compared, in constant time. */
-static struct session *
-find(struct sessions *ss, const unsigned char hash[crypto_hash_sha256_BYTES])
-{
-	struct session *found = NULL;
-
-	for (size_t i = 0; i < ss->n; i++) {
-		if (sodium_memcmp(ss->items[i].cookie_hash, hash, crypto_hash_sha256_BYTES) == 0)
-			found = &ss->items[i];
-	}
-	return found;
-}
-
-static void
-hash_cookie(const char *cookie, unsigned char hash[crypto_hash_sha256_BYTES])
-{
-	crypto_hash_sha256(hash, (const unsigned char *)cookie, strlen(cookie));
+	crypto_generichash(mac, sizeof(mac), (const unsigned char *)"signoff console csrf", 20,
+	                   (const unsigned char *)cookie, strlen(cookie));
+	sodium_bin2hex(out, 65, mac, sizeof(mac));
+	sodium_memzero(mac, sizeof(mac));
 }
 
 /* ---- one-time links ---- */
 
 int
-session_link_new(struct sessions *ss, const so_principal_t *who, char token[65])
+session_link_new(so_store_t *s, const so_principal_t *who, char token[65])
 {
 	int64_t now = so_clock_now_ms();
-	struct link *slot = NULL;
+	char hash[65];
 
 	random_hex(token);
-	pthread_mutex_lock(&ss->lock);
-	for (size_t i = 0; i < MAX_LINKS && !slot; i++) {
-		if (ss->links[i].expires_at <= now)
-			slot = &ss->links[i]; /* free, used or expired */
-	}
-	if (slot) {
-		hash_cookie(token, slot->token_hash);
-		slot->who = who;
-		slot->expires_at = now + SO_LINK_TTL_MS;
-	}
-	pthread_mutex_unlock(&ss->lock);
-	if (!slot) {
+	hash_hex(token, hash);
+	int rc = s->ops->session_put(s, hash, "link", who->id, now + SO_LINK_TTL_MS, now);
+	if (rc)
 		sodium_memzero(token, 65);
-		return SO_EBUSY;
-	}
-	return SO_OK;
-}
-
-/** Use a link: its principal, once; NULL when unknown, used or expired. */
-static const so_principal_t *
-link_use(struct sessions *ss, const char *token)
-{
-	unsigned char hash[crypto_hash_sha256_BYTES];
-	const so_principal_t *who = NULL;
-	int64_t now = so_clock_now_ms();
-	struct link *found = NULL;
-
-	hash_cookie(token, hash);
-	pthread_mutex_lock(&ss->lock);
-	for (size_t i = 0; i < MAX_LINKS; i++) {
-		if (sodium_memcmp(ss->links[i].token_hash, hash, sizeof(hash)) == 0)
-			found = &ss->links[i];
-	}
-	if (found && found->expires_at > now) {
-		who = found->who;
-		found->expires_at = 0; /* single use */
-	}
-	pthread_mutex_unlock(&ss->lock);
-	return who;
+	return rc;
 }
 
 /* ---- failed sign-ins ---- */
@@ -282,23 +197,39 @@ session_json(so_server_t *srv, const so_principal_t *p, const char *csrf, int64_
 	                 "auditor", is_auditor(srv, p), "csrf_token", csrf, "expires_at", when);
 }
 
+static int op_signin_failed(so_store_t *s, struct conn *c);
+
+/* Count and audit a refused sign-in; the answer (`status`, `code`, `why`) goes to the caller. */
+static int
+signin_refused(so_store_t *s, struct conn *c, unsigned status, const char *code, const char *why)
+{
+	count_failure(c->srv->sessions, c->client_addr, so_clock_now_ms());
+	c->refusal = code;
+	reply_error(c, status, code, "%s", why);
+	return op_signin_failed(s, c);
+}
+
+/*
+ * In the writer: a link is used up here (of two tries at once, one gets it), then the session
+ * is recorded with its audit event, all in one transaction.
+ */
 static int
 op_signed_in(so_store_t *s, struct conn *c)
 {
-	struct sessions *ss = c->srv->sessions;
 	int64_t now = so_clock_now_ms();
-	char cookie[65], csrf[65];
-	struct session *sn;
-	int rc, full;
+	char cookie[65], csrf[65], hash[65], who_id[128];
+	int rc;
 
-	pthread_mutex_lock(&ss->lock);
-	drop_expired(ss, now);
-	full = ss->n == MAX_SESSIONS;
-	pthread_mutex_unlock(&ss->lock);
-	if (full) {
-		/* Nothing happened: nothing to audit. */
-		reply_error(c, 503, "unavailable", "too many open sessions; try again later");
-		return SO_OK;
+	if (!strcmp(c->signin_via, "link")) {
+		hash_hex(json_string_value(json_object_get(c->in, "link")), hash);
+		rc = s->ops->session_take(s, hash, now, who_id, sizeof(who_id));
+		if (rc && rc != SO_ENOTFOUND)
+			return rc;
+		c->caller = rc ? NULL : so_directory_find(&c->srv->cfg->directory, who_id);
+		if (!c->caller)
+			return signin_refused(s, c, 401, "unauthorized", "this sign-in link is unknown, "
+			                      "used or expired; ask for a new one, or sign in with your "
+			                      "token");
 	}
 	rc = so_audit_append(s, "session.signed_in", NULL, c->caller->id,
 	                     json_pack("{s:s, s:s}", "address", c->client_addr, "via", c->signin_via),
@@ -306,17 +237,13 @@ op_signed_in(so_store_t *s, struct conn *c)
 	if (rc != SO_OK)
 		return rc;
 	random_hex(cookie);
-	random_hex(csrf);
-	pthread_mutex_lock(&ss->lock);
-	if (ss->n == MAX_SESSIONS) /* filled since: the oldest session ends first */
-		drop_oldest(ss);
-	sn = &ss->items[ss->n++];
-	hash_cookie(cookie, sn->cookie_hash);
-	sn->who = c->caller;
-	memcpy(sn->csrf, csrf, sizeof(csrf));
-	sn->expires_at = now + SESSION_TTL_MS;
-	pthread_mutex_unlock(&ss->lock);
-
+	hash_hex(cookie, hash);
+	if ((rc = s->ops->session_put(s, hash, "session", c->caller->id, now + SESSION_TTL_MS,
+	                              now))) {
+		sodium_memzero(cookie, sizeof(cookie));
+		return rc;
+	}
+	csrf_of(cookie, csrf);
 	snprintf(c->set_cookie, sizeof(c->set_cookie),
 	         SO_SESSION_COOKIE "=%s; Path=/; Max-Age=%lld; HttpOnly; SameSite=Strict%s", cookie,
 	         SESSION_TTL_MS / 1000, c->srv->tls_cert ? "; Secure" : "");
@@ -375,14 +302,7 @@ h_session_create(struct conn *c, struct MHD_Connection *mc)
 		return;
 	}
 	if (link) {
-		c->signin_via = "link";
-		who = link_use(c->srv->sessions, link);
-		if (!who) {
-			refuse_signin(c, mc, 401, "unauthorized", "this sign-in link is unknown, used or "
-			              "expired; ask for a new one, or sign in with your token");
-			return;
-		}
-		c->caller = who;
+		c->signin_via = "link"; /* op_signed_in uses it up, or refuses */
 		run_op(c, mc, op_signed_in);
 		return;
 	}
@@ -407,25 +327,26 @@ h_session_create(struct conn *c, struct MHD_Connection *mc)
 const so_principal_t *
 session_caller(struct conn *c, struct MHD_Connection *mc, const char *cookie)
 {
-	struct sessions *ss = c->srv->sessions;
-	unsigned char hash[crypto_hash_sha256_BYTES];
+	char who_id[128];
 	const so_principal_t *who = NULL;
 	const char *sent;
-	struct session *sn;
 
-	hash_cookie(cookie, hash);
-	pthread_mutex_lock(&ss->lock);
-	sn = find(ss, hash);
-	if (sn && sn->expires_at > so_clock_now_ms()) {
-		who = sn->who;
-		memcpy(c->csrf, sn->csrf, sizeof(c->csrf));
-		c->session_expires = sn->expires_at;
+	hash_hex(cookie, c->session_hash);
+	so_store_t *s = readers_take(&c->srv->readers);
+	int rc = s->ops->session_get(s, c->session_hash, so_clock_now_ms(), who_id, sizeof(who_id),
+	                             &c->session_expires);
+	readers_give(&c->srv->readers, s);
+	if (rc && rc != SO_ENOTFOUND) {
+		reply_error(c, 503, "unavailable", "cannot check the session now");
+		return NULL;
 	}
-	pthread_mutex_unlock(&ss->lock);
+	if (rc == SO_OK)
+		who = so_directory_find(&c->srv->cfg->directory, who_id);
 	if (!who) {
 		reply_error(c, 401, "unauthorized", "the session has ended; sign in again");
 		return NULL;
 	}
+	csrf_of(cookie, c->csrf);
 	c->by_session = 1;
 	if (c->method && (strcmp(c->method, "GET") == 0 || strcmp(c->method, "HEAD") == 0))
 		return who;
@@ -449,37 +370,31 @@ h_session_get(struct conn *c, struct MHD_Connection *mc)
 	reply_json(c, 200, session_json(c->srv, c->caller, c->csrf, c->session_expires));
 }
 
-void
-h_session_delete(struct conn *c, struct MHD_Connection *mc)
+static int
+op_signed_out(so_store_t *s, struct conn *c)
 {
-	struct sessions *ss = c->srv->sessions;
-	const char *cookie = MHD_lookup_connection_value(mc, MHD_COOKIE_KIND, SO_SESSION_COOKIE);
-	unsigned char hash[crypto_hash_sha256_BYTES];
-	struct session *sn;
-
-	if (!c->by_session || !cookie) {
-		reply_error(c, 401, "unauthorized", "no console session to end");
-		return;
-	}
-	hash_cookie(cookie, hash);
-	pthread_mutex_lock(&ss->lock);
-	sn = find(ss, hash);
-	if (sn) {
-		*sn = ss->items[--ss->n];
-		sodium_memzero(&ss->items[ss->n], sizeof(ss->items[ss->n]));
-	}
-	pthread_mutex_unlock(&ss->lock);
+	int rc = s->ops->session_delete(s, c->session_hash);
+	if (rc)
+		return rc;
 	snprintf(c->set_cookie, sizeof(c->set_cookie),
 	         SO_SESSION_COOKIE "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict%s",
 	         c->srv->tls_cert ? "; Secure" : "");
 	free(c->resp);
-	c->resp = strdup("");
-	if (!c->resp) {
-		reply_error(c, 500, "internal", "out of memory");
-		return;
-	}
+	if (!(c->resp = strdup("")))
+		return SO_ENOMEM;
 	c->status = 204;
 	c->content_type = "text/plain";
+	return SO_OK;
+}
+
+void
+h_session_delete(struct conn *c, struct MHD_Connection *mc)
+{
+	if (!c->by_session) {
+		reply_error(c, 401, "unauthorized", "no console session to end");
+		return;
+	}
+	run_op(c, mc, op_signed_out);
 }
 
 /* ---- the files ---- */

@@ -105,10 +105,10 @@ const so_principal_t *session_caller(struct conn *c, struct MHD_Connection *mc,
 /** Serve a console file for GET `url`, if it is one; returns 1 when it answered. */
 int console_asset(struct conn *c, const char *url);
 /**
- * A one-time sign-in link for `who` (a chat click asked for it): `token` gets 64 hex. It works
- * once, within SO_LINK_TTL_MS. Returns SO_OK or SO_EBUSY (too many links outstanding).
+ * In a change's transaction: a one-time sign-in link for `who` (a chat click asked for it):
+ * `token` gets 64 hex. It works once, within SO_LINK_TTL_MS, on any node.
  */
-int session_link_new(struct sessions *ss, const so_principal_t *who, char token[65]);
+int session_link_new(so_store_t *s, const so_principal_t *who, char token[65]);
 #define SO_LINK_TTL_MS (5LL * 60 * 1000)
 void h_session_create(struct conn *c, struct MHD_Connection *mc);
 void h_session_get(struct conn *c, struct MHD_Connection *mc);
@@ -235,6 +235,7 @@ struct conn {
 	const char *method;      /* the HTTP method, for the CSRF rule */
 	int by_session;          /* authenticated by the console's session cookie */
 	char csrf[65];           /* that session's CSRF token */
+	char session_hash[65];   /* that session's key in the store (its cookie's SHA-256) */
 	int64_t session_expires; /* when that session ends (wall-clock ms) */
 	char set_cookie[256];    /* a Set-Cookie header for the answer, or "" */
 	char retry_after[24];    /* a Retry-After header for the answer, or "" */

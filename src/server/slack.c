@@ -116,12 +116,8 @@ op_console_link(so_store_t *s, struct conn *c)
 	int rc;
 
 	reply_json(c, 200, json_object());
-	if (session_link_new(c->srv->sessions, c->caller, token) != SO_OK) {
-		snprintf(text, sizeof(text), "Too many sign-in links are waiting to be used; open "
-		         "<%s#/r/%s|the request> and sign in with your token.", cfg->console_url, c->id);
-		return so_notify_ephemeral(c->srv->notifier, s, "slack", c->chat_where, c->chat_user,
-		                           text, now);
-	}
+	if ((rc = session_link_new(s, c->caller, token)))
+		return rc;
 	rc = so_audit_append(s, "session.link_issued", c->id, c->caller->id,
 	                     json_pack("{s:s, s:I}", "channel", "slack", "ttl_seconds",
 	                               (json_int_t)(SO_LINK_TTL_MS / 1000)),

@@ -68,7 +68,8 @@ enum stmt_id {
 	ST_TOKEN_LOOKUP, ST_TOKEN_COUNT, ST_CP_INSERT, ST_CP_LATEST, ST_CP_LIST, ST_CP_GET_EXACT,
 	ST_CP_GET_ABOVE, ST_AUDIT_FOR_REQUEST, ST_BASE_GET, ST_BASE_SET, ST_PRUNE_EVENTS,
 	ST_PRUNE_CPS, ST_OB_INSERT, ST_OB_DUE, ST_OB_WAITING, ST_OB_SETTLE, ST_CM_INSERT, ST_CM_LIST,
-	ST_BL_GET, ST_BL_PUT, ST_WRITE_LOCK, ST_OB_CLAIM, ST_ANNOUNCE, ST_LISTEN, ST__COUNT
+	ST_BL_GET, ST_BL_PUT, ST_SS_PUT, ST_SS_PRUNE, ST_SS_GET, ST_SS_TAKE, ST_SS_DELETE,
+	ST_WRITE_LOCK, ST_OB_CLAIM, ST_ANNOUNCE, ST_LISTEN, ST__COUNT
 };
 
 #define REQ_LIST_SQL(where, limit)                                                         \
@@ -137,6 +138,14 @@ static const char *const stmt_sql[ST__COUNT] = {
 	                 "done_at = CASE WHEN $2::text IS NULL THEN NULL ELSE $6::bigint END, "
 	                 "body = CASE WHEN $2::text IS NOT NULL AND kind = 'ephemeral' THEN '{}' "
 	                 "ELSE body END WHERE id = $1",
+	[ST_SS_PUT] = "INSERT INTO sessions(hash, kind, principal, expires_at, created_at) "
+	              "VALUES ($1, $2, $3, $4, $5)",
+	[ST_SS_PRUNE] = "DELETE FROM sessions WHERE expires_at <= $1",
+	[ST_SS_GET] = "SELECT principal, expires_at FROM sessions WHERE hash = $1 AND "
+	              "kind = 'session' AND expires_at > $2",
+	[ST_SS_TAKE] = "DELETE FROM sessions WHERE hash = $1 AND kind = 'link' AND expires_at > $2 "
+	               "RETURNING principal",
+	[ST_SS_DELETE] = "DELETE FROM sessions WHERE hash = $1 AND kind = 'session'",
 	[ST_OB_CLAIM] = "UPDATE outbox SET next_at = $3 WHERE id = $1 AND state = 'pending' AND "
 	                "next_at <= $2",
 	[ST_WRITE_LOCK] = "SELECT pg_advisory_xact_lock(" WRITE_LOCK_KEY ")",
@@ -258,6 +267,14 @@ static const char *const migrations[] = {
 	"  principal TEXT PRIMARY KEY,"
 	"  doc TEXT NOT NULL,"
 	"  updated_at BIGINT NOT NULL);",
+	/* 8: console sessions and one-time sign-in links, by the SHA-256 of their secret. */
+	"CREATE TABLE sessions ("
+	"  hash TEXT PRIMARY KEY,"
+	"  kind TEXT NOT NULL,"
+	"  principal TEXT NOT NULL,"
+	"  expires_at BIGINT NOT NULL,"
+	"  created_at BIGINT NOT NULL);"
+	"CREATE INDEX sessions_expiry ON sessions(expires_at);",
 };
 
 typedef struct pg_store {
@@ -1194,6 +1211,71 @@ pgs_baseline_put(so_store_t *st, const char *principal, const char *doc, int64_t
 
 /* ---- open, migrations, close ---- */
 
+/* ---- console sessions ---- */
+
+static int
+pgs_session_put(so_store_t *st, const char *hash, const char *kind, const char *principal,
+                int64_t expires_at, int64_t now)
+{
+	struct params prune = {0}, p = {0};
+	p_i64(&prune, now);
+	p_text(&p, hash);
+	p_text(&p, kind);
+	p_text(&p, principal);
+	p_i64(&p, expires_at);
+	p_i64(&p, now);
+	int rc = command(S(st), ST_SS_PRUNE, &prune, NULL);
+	return rc ? rc : command(S(st), ST_SS_PUT, &p, NULL);
+}
+
+/* Run `id` for at most one row: its first column as text into `out` (and the second as a
+ * number into `second`, when asked). */
+static int
+one_text(pg_store_t *s, enum stmt_id id, const struct params *p, char *out, size_t len,
+         int64_t *second)
+{
+	PGresult *res;
+	int rc = query(s, id, p, &res);
+	if (rc == SO_OK) {
+		if (PQntuples(res)) {
+			snprintf(out, len, "%s", PQgetvalue(res, 0, 0));
+			if (second)
+				*second = col_i64(res, 0, 1);
+		} else {
+			rc = SO_ENOTFOUND;
+		}
+	}
+	PQclear(res);
+	return rc;
+}
+
+static int
+pgs_session_get(so_store_t *st, const char *hash, int64_t now, char *principal, size_t len,
+                int64_t *expires_at)
+{
+	struct params p = {0};
+	p_text(&p, hash);
+	p_i64(&p, now);
+	return one_text(S(st), ST_SS_GET, &p, principal, len, expires_at);
+}
+
+static int
+pgs_session_take(so_store_t *st, const char *hash, int64_t now, char *principal, size_t len)
+{
+	struct params p = {0};
+	p_text(&p, hash);
+	p_i64(&p, now);
+	return one_text(S(st), ST_SS_TAKE, &p, principal, len, NULL);
+}
+
+static int
+pgs_session_delete(so_store_t *st, const char *hash)
+{
+	struct params p = {0};
+	p_text(&p, hash);
+	return command(S(st), ST_SS_DELETE, &p, NULL);
+}
+
 /* ---- nodes telling each other (LISTEN/NOTIFY) ---- */
 
 static int
@@ -1439,6 +1521,10 @@ fail:
 		.baseline_get = pgs_baseline_get,                                                  \
 		.baseline_put = pgs_baseline_put,                                                  \
 		.outbox_claim = pgs_outbox_claim,                                                  \
+		.session_put = pgs_session_put,                                                    \
+		.session_get = pgs_session_get,                                                    \
+		.session_take = pgs_session_take,                                                  \
+		.session_delete = pgs_session_delete,                                              \
 		.announce = pgs_announce,                                                          \
 		.listen = pgs_listen,                                                              \
 		.next_announcement = pgs_next_announcement,                                        \

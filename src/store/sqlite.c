@@ -24,7 +24,8 @@ enum stmt_id {
 	ST_TOKEN_LOOKUP, ST_TOKEN_COUNT, ST_CP_INSERT, ST_CP_LATEST, ST_CP_LIST, ST_CP_GET_EXACT,
 	ST_CP_GET_ABOVE, ST_AUDIT_FOR_REQUEST, ST_BASE_GET, ST_BASE_SET, ST_PRUNE_EVENTS,
 	ST_PRUNE_CPS, ST_OB_INSERT, ST_OB_DUE, ST_OB_WAITING, ST_OB_SETTLE, ST_CM_INSERT, ST_CM_LIST,
-	ST_BL_GET, ST_BL_PUT, ST__COUNT
+	ST_BL_GET, ST_BL_PUT, ST_SS_PUT, ST_SS_PRUNE, ST_SS_GET, ST_SS_TAKE, ST_SS_DELETE,
+	ST__COUNT
 };
 
 static const char *const stmt_sql[ST__COUNT] = {
@@ -87,6 +88,14 @@ static const char *const stmt_sql[ST__COUNT] = {
 	               "ORDER BY outbox_id",
 	[ST_BL_GET] = "SELECT doc FROM baselines WHERE principal = ?1",
 	[ST_BL_PUT] = "INSERT OR REPLACE INTO baselines(principal, doc, updated_at) VALUES (?1, ?2, ?3)",
+	[ST_SS_PUT] = "INSERT INTO sessions(hash, kind, principal, expires_at, created_at) "
+	              "VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_SS_PRUNE] = "DELETE FROM sessions WHERE expires_at <= ?1",
+	[ST_SS_GET] = "SELECT principal, expires_at FROM sessions WHERE hash = ?1 AND "
+	              "kind = 'session' AND expires_at > ?2",
+	[ST_SS_TAKE] = "DELETE FROM sessions WHERE hash = ?1 AND kind = 'link' AND expires_at > ?2 "
+	               "RETURNING principal",
+	[ST_SS_DELETE] = "DELETE FROM sessions WHERE hash = ?1 AND kind = 'session'",
 	[ST_CP_INSERT] = "INSERT INTO checkpoints(size, at, key_id, root, signature) "
 	                 "VALUES (?1, ?2, ?3, ?4, ?5)",
 	[ST_CP_LATEST] = "SELECT size, at, key_id, root, signature FROM checkpoints "
@@ -187,6 +196,14 @@ static const char *const migrations[] = {
 	"  principal TEXT PRIMARY KEY,"
 	"  doc TEXT NOT NULL,"
 	"  updated_at INTEGER NOT NULL);",
+	/* 8: console sessions and one-time sign-in links, by the SHA-256 of their secret. */
+	"CREATE TABLE sessions ("
+	"  hash TEXT PRIMARY KEY,"
+	"  kind TEXT NOT NULL,"
+	"  principal TEXT NOT NULL,"
+	"  expires_at INTEGER NOT NULL,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE INDEX sessions_expiry ON sessions(expires_at);",
 };
 
 typedef struct sqlite_store {
@@ -1043,6 +1060,82 @@ sq_baseline_get(so_store_t *st, const char *principal, char **doc)
 }
 
 static int
+sq_session_put(so_store_t *st, const char *hash, const char *kind, const char *principal,
+               int64_t expires_at, int64_t now)
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *prune = prep(s, ST_SS_PRUNE), *p = prep(s, ST_SS_PUT);
+	if (!prune || !p)
+		return SO_ESTORE;
+	sqlite3_bind_int64(prune, 1, now);
+	int rc = step_done(s, prune);
+	if (rc)
+		return rc;
+	sqlite3_bind_text(p, 1, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_text(p, 2, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(p, 3, principal, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(p, 4, expires_at);
+	sqlite3_bind_int64(p, 5, now);
+	return step_done(s, p);
+}
+
+/* Run `p` (bound already) for at most one row: its first column as text into `out`. */
+static int
+one_text(sqlite_store_t *s, sqlite3_stmt *p, char *out, size_t len, int64_t *second)
+{
+	int rc = sqlite3_step(p), ret = SO_ENOTFOUND;
+	if (rc == SQLITE_ROW) {
+		snprintf(out, len, "%s", (const char *)sqlite3_column_text(p, 0));
+		if (second)
+			*second = sqlite3_column_int64(p, 1);
+		ret = SO_OK;
+		rc = sqlite3_step(p); /* a DELETE ... RETURNING is done only when stepped to the end */
+	}
+	if (rc != SQLITE_DONE) {
+		so_error("sqlite: %s", sqlite3_errmsg(s->db));
+		ret = SO_ESTORE;
+	}
+	sqlite3_reset(p);
+	return ret;
+}
+
+static int
+sq_session_get(so_store_t *st, const char *hash, int64_t now, char *principal, size_t len,
+               int64_t *expires_at)
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, ST_SS_GET);
+	if (!p)
+		return SO_ESTORE;
+	sqlite3_bind_text(p, 1, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(p, 2, now);
+	return one_text(s, p, principal, len, expires_at);
+}
+
+static int
+sq_session_take(so_store_t *st, const char *hash, int64_t now, char *principal, size_t len)
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, ST_SS_TAKE);
+	if (!p)
+		return SO_ESTORE;
+	sqlite3_bind_text(p, 1, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(p, 2, now);
+	return one_text(s, p, principal, len, NULL);
+}
+
+static int
+sq_session_delete(so_store_t *st, const char *hash)
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *p = prep(s, ST_SS_DELETE);
+	if (!p)
+		return SO_ESTORE;
+	sqlite3_bind_text(p, 1, hash, -1, SQLITE_STATIC);
+	return step_done(s, p);
+}
+
+static int
 sq_baseline_put(so_store_t *st, const char *principal, const char *doc, int64_t now)
 {
 	sqlite_store_t *s = S(st);
@@ -1212,4 +1305,8 @@ const so_store_ops_t so_store_sqlite_ops = {
 	.token_count = sq_token_count,
 	.baseline_get = sq_baseline_get,
 	.baseline_put = sq_baseline_put,
+	.session_put = sq_session_put,
+	.session_get = sq_session_get,
+	.session_take = sq_session_take,
+	.session_delete = sq_session_delete,
 };

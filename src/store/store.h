@@ -171,6 +171,25 @@ typedef struct so_store_ops {
 	int (*baseline_put)(so_store_t *s, const char *principal, const char *doc, int64_t now);
 
 	/*
+	 * Console sessions and one-time sign-in links, kept by the SHA-256 (hex) of their secret,
+	 * never the secret: every node knows every session, and they outlive a restart.
+	 */
+	/** Keep a session or link (`kind` "session" or "link") for `principal` until
+	 * `expires_at`; rows whose time is up are dropped on the way. */
+	int (*session_put)(so_store_t *s, const char *hash, const char *kind, const char *principal,
+	                   int64_t expires_at, int64_t now);
+	/** The principal (into `principal`, `len` bytes) and end of a live session at `now`;
+	 * SO_ENOTFOUND when there is none. */
+	int (*session_get)(so_store_t *s, const char *hash, int64_t now, char *principal, size_t len,
+	                   int64_t *expires_at);
+	/** Use a live link: it is deleted and its principal returned; SO_ENOTFOUND when unknown,
+	 * used or expired. Of two at once, one gets it. */
+	int (*session_take)(so_store_t *s, const char *hash, int64_t now, char *principal,
+	                    size_t len);
+	/** End a session (nothing when there is none). */
+	int (*session_delete)(so_store_t *s, const char *hash);
+
+	/*
 	 * For stores several nodes share (NULL in a backend only one process uses): each write
 	 * transaction is serialized with every other node's (begin takes the lock), and nodes
 	 * tell each other what changed.

@@ -21,7 +21,7 @@
 #include "store/store.h"
 
 /* The schema version this signoffd writes (the migrations in src/store/sqlite.c, postgres.c). */
-#define SCHEMA_VERSION 7
+#define SCHEMA_VERSION 8
 #define ZEROS "0000000000000000000000000000000000000000000000000000000000000000"
 /* Stores opened at once by the migration race test. */
 #define RACERS 4
