@@ -376,6 +376,14 @@ ready(pg_store_t *s)
 {
 	if (s->tx_lost)
 		return SO_ESTORE;
+	/* An idle connection the server ended (a restart, a failover) has said so on its socket:
+	 * read that now, so it is reset before use rather than failing its next call. */
+	struct pollfd pfd = {.fd = PQsocket(s->conn), .events = POLLIN};
+	for (int i = 0; i < 4 && !s->in_tx && PQstatus(s->conn) == CONNECTION_OK &&
+	                poll(&pfd, 1, 0) > 0;
+	     i++)
+		if (!PQconsumeInput(s->conn))
+			break; /* the end of the connection: the status says so now */
 	if (PQstatus(s->conn) == CONNECTION_OK)
 		return SO_OK;
 	if (s->in_tx) {
@@ -515,8 +523,9 @@ pgs_rollback(so_store_t *st)
 {
 	pg_store_t *s = S(st);
 	int rc = SO_OK;
-	/* A transaction whose connection died was rolled back by the server already. */
-	if (!s->tx_lost)
+	/* A transaction whose connection died was rolled back by the server already; one whose
+	 * BEGIN failed never started. */
+	if (s->in_tx && !s->tx_lost)
 		rc = command(s, ST_ROLLBACK, NULL, NULL);
 	end_tx(s);
 	return rc;
