@@ -211,6 +211,9 @@ int so_client_submit_checked(so_client_t *c, const so_client_submit_t *req, char
  * passed (0: no limit of our own; the request's expiry ends the wait). `on_update` (may be
  * NULL) sees each version. On success `*out` is the latest version: still "pending" only when
  * the time ran out. The tick callback, if installed, can stop the wait (SO_CLIENT_EABORTED).
+ * A daemon that goes away meanwhile (a node stopping behind a load balancer, a restart) or
+ * answers 502/503/504 is asked again, with short pauses, for up to 10 s before the wait fails
+ * with that error: reading is safe to repeat. Submitting and claiming are never repeated.
  */
 int so_client_wait(so_client_t *c, const char *id, long timeout_seconds,
                    so_client_update_fn on_update, void *arg, json_t **out,

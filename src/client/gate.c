@@ -15,6 +15,13 @@
 
 /** Seconds asked of the daemon per long-poll: short enough to notice a lost connection. */
 #define POLL_SECONDS 25
+/**
+ * How long a wait keeps asking after its daemon went away (a node stopping behind a load
+ * balancer, a restart) or answered 502/503/504, before it fails. Reading is safe to repeat.
+ */
+#define RETRY_SECONDS 10
+#define RETRY_FIRST_MS 250
+#define RETRY_MAX_MS 2000
 
 static long
 now_seconds(void)
@@ -189,6 +196,45 @@ so_client_submit_checked(so_client_t *c, const so_client_submit_t *req, char dig
 	return hand_over(rc, request, out);
 }
 
+static int
+retryable(int rc, const so_client_error_t *err)
+{
+	return rc == SO_CLIENT_EUNREACHABLE ||
+	       (rc == SO_CLIENT_EHTTP && (err->http_status == 502 || err->http_status == 503 ||
+	                                  err->http_status == 504));
+}
+
+/**
+ * so_client_get() for a wait: a daemon that cannot answer now is asked again, with a growing
+ * pause, for up to RETRY_SECONDS (and never past `deadline`); any other error at once.
+ */
+static int
+get_again(so_client_t *c, const char *id, int poll, long deadline, json_t **next,
+          so_client_error_t *err)
+{
+	so_client_error_t local;
+	long failing_since = now_seconds();
+	long pause_ms = RETRY_FIRST_MS;
+	int rc;
+
+	for (;;) {
+		rc = so_client_get(c, id, poll, next, &local);
+		if (rc == SO_CLIENT_OK || !retryable(rc, &local))
+			break;
+		long now = now_seconds();
+		if (now - failing_since >= RETRY_SECONDS || (deadline != 0 && now >= deadline))
+			break;
+		struct timespec ts = {pause_ms / 1000, (pause_ms % 1000) * 1000000L};
+		nanosleep(&ts, NULL);
+		pause_ms = pause_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : pause_ms * 2;
+		if (deadline != 0 && deadline - now_seconds() < poll)
+			poll = deadline > now_seconds() ? (int)(deadline - now_seconds()) : 0;
+	}
+	if (err != NULL)
+		*err = local;
+	return rc;
+}
+
 /**
  * Long-poll `*request` (owned by the caller throughout, replaced by each new version) until it
  * is no longer pending or `deadline` (now_seconds() bound, 0 for none) passes.
@@ -216,7 +262,7 @@ follow(so_client_t *c, json_t **request, long deadline, so_client_update_fn on_u
 			if (left < poll)
 				poll = (int)left;
 		}
-		rc = so_client_get(c, id, poll, &next, err);
+		rc = get_again(c, id, poll, deadline, &next, err);
 		if (rc != SO_CLIENT_OK)
 			return rc;
 		json_decref(*request);
