@@ -165,10 +165,10 @@ health(struct conn *c)
 	int rc = s->ops->audit_head(s, &seq, hash);
 	readers_give(&c->srv->readers, s);
 	if (rc)
-		reply_json(c, 503, json_pack("{s:s, s:s}", "status", "unavailable", "store",
-		                             "not answering"));
+		reply_json(c, 503, json_pack("{s:s, s:s, s:s}", "status", "unavailable", "store",
+		                             "not answering", "node", c->srv->node));
 	else
-		reply_json(c, 200, json_pack("{s:s}", "status", "ok"));
+		reply_json(c, 200, json_pack("{s:s, s:s}", "status", "ok", "node", c->srv->node));
 }
 
 /* ---- routing ---- */

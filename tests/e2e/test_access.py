@@ -144,6 +144,7 @@ def test_healthz_needs_no_token(daemon):
     resp = requests.get(daemon.url + "/healthz", timeout=HTTP_TIMEOUT)
     assert resp.status_code == 200
     assert resp.json()["status"] == "ok"
+    assert re.fullmatch(r"[0-9a-f]{12}", resp.json()["node"]), resp.json()
 
 
 def test_metrics_are_prometheus_text(daemon):
