@@ -283,6 +283,8 @@ typedef struct pg_store {
 	unsigned char prepared[ST__COUNT]; /* on this connection; PQreset forgets them all */
 	int in_tx;   /* between a BEGIN that worked and its COMMIT or ROLLBACK */
 	int tx_lost; /* the connection died inside that transaction */
+	int listening;   /* LISTEN is in force on this connection */
+	int listen_lost; /* a reset dropped it: announcements were lost, and no longer come */
 } pg_store_t;
 
 static pg_store_t *
@@ -393,6 +395,10 @@ ready(pg_store_t *s)
 	so_warn("postgres: the connection was lost; reconnecting");
 	PQreset(s->conn);
 	memset(s->prepared, 0, sizeof(s->prepared));
+	/* LISTEN does not carry over: next_announcement must say so until listen is called */
+	if (s->listening)
+		s->listen_lost = 1;
+	s->listening = 0;
 	if (PQstatus(s->conn) != CONNECTION_OK) {
 		const char *msg = PQerrorMessage(s->conn);
 		so_error("postgres: reconnecting failed: %.*s", (int)strcspn(msg, "\n"), msg);
@@ -1301,7 +1307,13 @@ pgs_announce(so_store_t *st, const char *payload)
 static int
 pgs_listen(so_store_t *st)
 {
-	return command(S(st), ST_LISTEN, NULL, NULL);
+	pg_store_t *s = S(st);
+	int rc = command(s, ST_LISTEN, NULL, NULL);
+	if (rc == SO_OK) {
+		s->listening = 1;
+		s->listen_lost = 0;
+	}
+	return rc;
 }
 
 static int
@@ -1309,6 +1321,8 @@ pgs_next_announcement(so_store_t *st, int timeout_ms, char *payload, size_t len)
 {
 	pg_store_t *s = S(st);
 	int64_t deadline = so_clock_mono_ms() + timeout_ms;
+	if (s->listen_lost)
+		return SO_ESTORE;
 	for (;;) {
 		PGnotify *n = PQnotifies(s->conn);
 		if (n) {

@@ -8,8 +8,10 @@
  * server), a new database per test on that server. Tests of what only one backend has are in
  * a group of their own at the end.
  */
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -1082,6 +1084,229 @@ test_chat_messages_are_kept_once_in_order(void **state)
 	assert_int_equal(none.n, 0);
 }
 
+/* ---- console sessions and one-time links ---- */
+
+/* Hashes of secrets (the store only ever sees these). */
+#define HASH_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define HASH_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define HASH_C "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+#define HASH_D "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
+
+static void
+test_sessions_are_found_until_they_expire(void **state)
+{
+	struct fx *f = *state;
+	const so_store_ops_t *ops = f->s->ops;
+	char principal[64] = "";
+	int64_t expires_at = 0;
+	assert_int_equal(ops->session_get(f->s, HASH_A, NOW, principal, sizeof(principal),
+	                                  &expires_at),
+	                 SO_ENOTFOUND);
+	assert_int_equal(ops->session_put(f->s, HASH_A, "session", "alice", NOW + 1000, NOW), SO_OK);
+	assert_int_equal(ops->session_get(f->s, HASH_A, NOW, principal, sizeof(principal),
+	                                  &expires_at),
+	                 SO_OK);
+	assert_string_equal(principal, "alice");
+	assert_int_equal(expires_at, NOW + 1000);
+	assert_int_equal(ops->session_get(f->s, HASH_A, NOW + 999, principal, sizeof(principal),
+	                                  &expires_at),
+	                 SO_OK);
+	/* at its end it is over */
+	assert_int_equal(ops->session_get(f->s, HASH_A, NOW + 1000, principal, sizeof(principal),
+	                                  &expires_at),
+	                 SO_ENOTFOUND);
+	/* a sign-in link is not a session */
+	assert_int_equal(ops->session_put(f->s, HASH_B, "link", "bob", NOW + 1000, NOW), SO_OK);
+	assert_int_equal(ops->session_get(f->s, HASH_B, NOW, principal, sizeof(principal),
+	                                  &expires_at),
+	                 SO_ENOTFOUND);
+}
+
+static void
+test_links_are_taken_once(void **state)
+{
+	struct fx *f = *state;
+	const so_store_ops_t *ops = f->s->ops;
+	char principal[64] = "";
+	int64_t expires_at = 0;
+	assert_int_equal(ops->session_put(f->s, HASH_A, "link", "bob", NOW + 1000, NOW), SO_OK);
+	assert_int_equal(ops->session_take(f->s, HASH_A, NOW + 1, principal, sizeof(principal)),
+	                 SO_OK);
+	assert_string_equal(principal, "bob");
+	assert_int_equal(ops->session_take(f->s, HASH_A, NOW + 2, principal, sizeof(principal)),
+	                 SO_ENOTFOUND);
+	/* a session cannot be used as a link, and is still there after the try */
+	assert_int_equal(ops->session_put(f->s, HASH_B, "session", "alice", NOW + 1000, NOW), SO_OK);
+	assert_int_equal(ops->session_take(f->s, HASH_B, NOW, principal, sizeof(principal)),
+	                 SO_ENOTFOUND);
+	assert_int_equal(ops->session_get(f->s, HASH_B, NOW, principal, sizeof(principal),
+	                                  &expires_at),
+	                 SO_OK);
+	assert_string_equal(principal, "alice");
+	/* a link whose time is up cannot be used */
+	assert_int_equal(ops->session_put(f->s, HASH_C, "link", "carol", NOW + 10, NOW), SO_OK);
+	assert_int_equal(ops->session_take(f->s, HASH_C, NOW + 10, principal, sizeof(principal)),
+	                 SO_ENOTFOUND);
+	assert_int_equal(ops->session_take(f->s, HASH_D, NOW, principal, sizeof(principal)),
+	                 SO_ENOTFOUND);
+}
+
+static void
+test_session_delete_ends_that_session_only(void **state)
+{
+	struct fx *f = *state;
+	const so_store_ops_t *ops = f->s->ops;
+	char principal[64] = "";
+	int64_t expires_at = 0;
+	assert_int_equal(ops->session_put(f->s, HASH_A, "session", "alice", NOW + 1000, NOW), SO_OK);
+	assert_int_equal(ops->session_put(f->s, HASH_B, "session", "alice", NOW + 1000, NOW), SO_OK);
+	assert_int_equal(ops->session_delete(f->s, HASH_A), SO_OK);
+	assert_int_equal(ops->session_get(f->s, HASH_A, NOW, principal, sizeof(principal),
+	                                  &expires_at),
+	                 SO_ENOTFOUND);
+	assert_int_equal(ops->session_get(f->s, HASH_B, NOW, principal, sizeof(principal),
+	                                  &expires_at),
+	                 SO_OK);
+	assert_string_equal(principal, "alice");
+	/* ending one that is not there is no error */
+	assert_int_equal(ops->session_delete(f->s, HASH_A), SO_OK);
+	assert_int_equal(ops->session_delete(f->s, HASH_C), SO_OK);
+}
+
+static void
+test_session_put_drops_rows_whose_time_is_up(void **state)
+{
+	struct fx *f = *state;
+	const so_store_ops_t *ops = f->s->ops;
+	char principal[64] = "";
+	int64_t expires_at = 0;
+	assert_int_equal(ops->session_put(f->s, HASH_A, "session", "alice", NOW + 10, NOW), SO_OK);
+	assert_int_equal(ops->session_put(f->s, HASH_B, "link", "bob", NOW + 10, NOW), SO_OK);
+	assert_int_equal(ops->session_put(f->s, HASH_C, "session", "carol", NOW + 1000, NOW), SO_OK);
+	/* a put at NOW + 10 drops the two that ended then: asked about an earlier time, when they
+	 * were live, the store no longer has them */
+	assert_int_equal(ops->session_put(f->s, HASH_D, "session", "dave", NOW + 2000, NOW + 10),
+	                 SO_OK);
+	assert_int_equal(ops->session_get(f->s, HASH_A, NOW, principal, sizeof(principal),
+	                                  &expires_at),
+	                 SO_ENOTFOUND);
+	assert_int_equal(ops->session_take(f->s, HASH_B, NOW, principal, sizeof(principal)),
+	                 SO_ENOTFOUND);
+	assert_int_equal(ops->session_get(f->s, HASH_C, NOW, principal, sizeof(principal),
+	                                  &expires_at),
+	                 SO_OK);
+	assert_string_equal(principal, "carol");
+	/* so the hash of an expired row may be put again */
+	assert_int_equal(ops->session_put(f->s, HASH_A, "session", "erin", NOW + 3000, NOW + 20),
+	                 SO_OK);
+	assert_int_equal(ops->session_get(f->s, HASH_A, NOW + 20, principal, sizeof(principal),
+	                                  &expires_at),
+	                 SO_OK);
+	assert_string_equal(principal, "erin");
+}
+
+static void
+test_session_same_hash_twice_is_refused(void **state)
+{
+	struct fx *f = *state;
+	const so_store_ops_t *ops = f->s->ops;
+	char principal[64] = "";
+	int64_t expires_at = 0;
+	assert_int_equal(ops->session_put(f->s, HASH_A, "session", "alice", NOW + 1000, NOW), SO_OK);
+	assert_int_equal(ops->session_put(f->s, HASH_A, "session", "mallory", NOW + 5000, NOW + 1),
+	                 SO_ECONFLICT);
+	assert_int_equal(ops->session_put(f->s, HASH_A, "link", "mallory", NOW + 5000, NOW + 1),
+	                 SO_ECONFLICT);
+	assert_int_equal(ops->session_get(f->s, HASH_A, NOW, principal, sizeof(principal),
+	                                  &expires_at),
+	                 SO_OK);
+	assert_string_equal(principal, "alice");
+	assert_int_equal(expires_at, NOW + 1000);
+}
+
+static void
+test_session_principal_longer_than_the_buffer_is_cut(void **state)
+{
+	struct fx *f = *state;
+	const so_store_ops_t *ops = f->s->ops;
+	static const char longer[] = "a-principal-much-longer-than-eight-bytes";
+	/* eight bytes for the store to write, then eight it must leave alone */
+	struct {
+		char principal[8];
+		char after[8];
+	} out;
+	int64_t expires_at = 0;
+	assert_int_equal(ops->session_put(f->s, HASH_A, "session", longer, NOW + 1000, NOW), SO_OK);
+	assert_int_equal(ops->session_put(f->s, HASH_B, "link", longer, NOW + 1000, NOW), SO_OK);
+
+	memset(&out, '#', sizeof(out));
+	assert_int_equal(ops->session_get(f->s, HASH_A, NOW, out.principal, sizeof(out.principal),
+	                                  &expires_at),
+	                 SO_OK);
+	assert_string_equal(out.principal, "a-princ");
+	assert_memory_equal(out.after, "########", sizeof(out.after));
+	assert_int_equal(expires_at, NOW + 1000);
+
+	memset(&out, '#', sizeof(out));
+	assert_int_equal(ops->session_take(f->s, HASH_B, NOW, out.principal, sizeof(out.principal)),
+	                 SO_OK);
+	assert_string_equal(out.principal, "a-princ");
+	assert_memory_equal(out.after, "########", sizeof(out.after));
+}
+
+struct taker {
+	const char *url;
+	pthread_barrier_t *go;
+	int open_rc;
+	int rc;
+	char principal[64];
+};
+
+/* Open a connection of its own, then use the link HASH_A when every taker is ready. */
+static void *
+take_at_once(void *arg)
+{
+	struct taker *t = arg;
+	so_store_t *s = NULL;
+	char err[256];
+	t->open_rc = so_store_open(t->url, &s, err, sizeof(err));
+	pthread_barrier_wait(t->go);
+	if (t->open_rc == SO_OK) {
+		t->rc = s->ops->session_take(s, HASH_A, NOW, t->principal, sizeof(t->principal));
+		so_store_close(s);
+	}
+	return NULL;
+}
+
+static void
+test_a_link_taken_twice_at_once_is_used_once(void **state)
+{
+	struct fx *f = *state;
+	pthread_barrier_t go;
+	pthread_t threads[RACERS];
+	struct taker takers[RACERS];
+	int won = 0;
+	assert_int_equal(f->s->ops->session_put(f->s, HASH_A, "link", "bob", NOW + 1000, NOW), SO_OK);
+	assert_int_equal(pthread_barrier_init(&go, NULL, RACERS), 0);
+	for (int i = 0; i < RACERS; i++) {
+		takers[i] = (struct taker){.url = f->url, .go = &go, .rc = -1};
+		assert_int_equal(pthread_create(&threads[i], NULL, take_at_once, &takers[i]), 0);
+	}
+	for (int i = 0; i < RACERS; i++)
+		pthread_join(threads[i], NULL);
+	pthread_barrier_destroy(&go);
+	for (int i = 0; i < RACERS; i++) {
+		assert_int_equal(takers[i].open_rc, SO_OK);
+		if (takers[i].rc == SO_OK) {
+			assert_string_equal(takers[i].principal, "bob");
+			won++;
+		} else if (takers[i].rc != SO_ENOTFOUND) {
+			fail_msg("taker %d: %s", i, so_strerror(takers[i].rc));
+		}
+	}
+	assert_int_equal(won, 1);
+}
+
 /* ---- SQLite only ---- */
 
 static void
@@ -1095,6 +1320,17 @@ test_sqlite_unopenable_path_is_a_store_error(void **state)
 	assert_null(s);
 	assert_int_equal(so_store_open("sqlite:/tmp/x.db?busy=1", &s, err, sizeof(err)), SO_ECONFIG);
 	assert_null(s);
+}
+
+static void
+test_sqlite_has_no_multi_node_ops(void **state)
+{
+	struct fx *f = *state;
+	/* one process uses a SQLite store: nothing to serialize with, nobody to tell */
+	assert_null(f->s->ops->announce);
+	assert_null(f->s->ops->listen);
+	assert_null(f->s->ops->next_announcement);
+	assert_null(f->s->ops->outbox_claim);
 }
 
 /* ---- PostgreSQL only ---- */
@@ -1305,6 +1541,267 @@ test_postgres_bad_urls_are_refused(void **state)
 		fail_msg("the password is in the error: %s", err);
 }
 
+/* A due outbox row (request-less, so nothing holds it back); its id. */
+static int64_t
+due_outbox_row(struct fx *f)
+{
+	char c1[] = "C1";
+	so_outbox_row_t row = outbox_row("", "slack", "post", c1);
+	so_outbox_row_t *due = NULL;
+	size_t n = 0;
+	assert_int_equal(f->s->ops->outbox_insert(f->s, &row, NOW), SO_OK);
+	assert_int_equal(f->s->ops->outbox_due(f->s, NOW, 10, &due, &n), SO_OK);
+	assert_int_equal(n, 1);
+	int64_t id = due[0].id;
+	so_outbox_rows_free(due, n);
+	return id;
+}
+
+static void
+test_postgres_outbox_claim_leases_a_row_to_one_node(void **state)
+{
+	struct fx *f = *state;
+	so_store_t *a = f->s, *b = open_store(f);
+	const so_store_ops_t *ops = a->ops;
+	int64_t id = due_outbox_row(f);
+	int claimed = -1;
+	so_outbox_row_t *due = NULL;
+	size_t n = 9;
+
+	assert_int_equal(ops->outbox_claim(a, id, NOW, NOW + 1000, &claimed), SO_OK);
+	assert_int_equal(claimed, 1);
+	/* another node, at the same time or during the lease, does not get it */
+	assert_int_equal(ops->outbox_claim(b, id, NOW, NOW + 1000, &claimed), SO_OK);
+	assert_int_equal(claimed, 0);
+	assert_int_equal(ops->outbox_claim(b, id, NOW + 999, NOW + 1999, &claimed), SO_OK);
+	assert_int_equal(claimed, 0);
+	assert_int_equal(ops->outbox_due(b, NOW + 999, 10, &due, &n), SO_OK);
+	assert_int_equal(n, 0);
+	so_outbox_rows_free(due, n);
+	/* the lease ran out (the first node died before settling it): another node takes it */
+	assert_int_equal(ops->outbox_claim(b, id, NOW + 1000, NOW + 2000, &claimed), SO_OK);
+	assert_int_equal(claimed, 1);
+	/* settled, it is never claimed again */
+	assert_int_equal(ops->outbox_settle(b, id, "done", 1, NOW + 1000, NULL, NOW + 1000), SO_OK);
+	assert_int_equal(ops->outbox_claim(a, id, NOW + 9000, NOW + 10000, &claimed), SO_OK);
+	assert_int_equal(claimed, 0);
+	/* nor is a row that does not exist */
+	assert_int_equal(ops->outbox_claim(a, id + 1000, NOW, NOW + 1000, &claimed), SO_OK);
+	assert_int_equal(claimed, 0);
+	so_store_close(b);
+}
+
+struct claimer {
+	const char *url;
+	pthread_barrier_t *go;
+	int64_t id;
+	int open_rc;
+	int rc;
+	int claimed;
+};
+
+static void *
+claim_at_once(void *arg)
+{
+	struct claimer *c = arg;
+	so_store_t *s = NULL;
+	char err[256];
+	c->open_rc = so_store_open(c->url, &s, err, sizeof(err));
+	pthread_barrier_wait(c->go);
+	if (c->open_rc == SO_OK) {
+		c->rc = s->ops->outbox_claim(s, c->id, NOW, NOW + 1000, &c->claimed);
+		so_store_close(s);
+	}
+	return NULL;
+}
+
+static void
+test_postgres_outbox_claims_at_once_lease_to_one(void **state)
+{
+	struct fx *f = *state;
+	int64_t id = due_outbox_row(f);
+	pthread_barrier_t go;
+	pthread_t threads[RACERS];
+	struct claimer claimers[RACERS];
+	int won = 0;
+	assert_int_equal(pthread_barrier_init(&go, NULL, RACERS), 0);
+	for (int i = 0; i < RACERS; i++) {
+		claimers[i] = (struct claimer){.url = f->url, .go = &go, .id = id, .rc = -1};
+		assert_int_equal(pthread_create(&threads[i], NULL, claim_at_once, &claimers[i]), 0);
+	}
+	for (int i = 0; i < RACERS; i++)
+		pthread_join(threads[i], NULL);
+	pthread_barrier_destroy(&go);
+	for (int i = 0; i < RACERS; i++) {
+		assert_int_equal(claimers[i].open_rc, SO_OK);
+		assert_int_equal(claimers[i].rc, SO_OK);
+		won += claimers[i].claimed;
+	}
+	assert_int_equal(won, 1);
+}
+
+/* Long enough for a notification already sent to arrive; only reached when a test fails. */
+#define ANNOUNCE_WAIT_MS 5000
+/* How long a test looks for a notification that must not come. */
+#define SILENCE_MS 200
+
+static void
+test_postgres_announcements_arrive_when_the_transaction_commits(void **state)
+{
+	struct fx *f = *state;
+	so_store_t *a = f->s, *b = open_store(f);
+	const so_store_ops_t *ops = a->ops;
+	char payload[SO_ANNOUNCE_MAX + 1] = "";
+	assert_int_equal(ops->listen(b), SO_OK);
+	assert_int_equal(ops->begin(a), SO_OK);
+	assert_int_equal(ops->announce(a, "x"), SO_OK);
+	assert_int_equal(ops->next_announcement(b, SILENCE_MS, payload, sizeof(payload)), SO_EBUSY);
+	assert_int_equal(ops->commit(a), SO_OK);
+	assert_int_equal(ops->next_announcement(b, ANNOUNCE_WAIT_MS, payload, sizeof(payload)),
+	                 SO_OK);
+	assert_string_equal(payload, "x");
+	assert_int_equal(ops->next_announcement(b, SILENCE_MS, payload, sizeof(payload)), SO_EBUSY);
+	so_store_close(b);
+}
+
+static void
+test_postgres_a_rolled_back_announcement_is_never_sent(void **state)
+{
+	struct fx *f = *state;
+	so_store_t *a = f->s, *b = open_store(f);
+	const so_store_ops_t *ops = a->ops;
+	char payload[SO_ANNOUNCE_MAX + 1] = "";
+	assert_int_equal(ops->listen(b), SO_OK);
+	assert_int_equal(ops->begin(a), SO_OK);
+	assert_int_equal(ops->announce(a, "lost"), SO_OK);
+	assert_int_equal(ops->rollback(a), SO_OK);
+	/* a later one does arrive, and it is the first: announcements come in commit order */
+	assert_int_equal(ops->begin(a), SO_OK);
+	assert_int_equal(ops->announce(a, "kept"), SO_OK);
+	assert_int_equal(ops->commit(a), SO_OK);
+	assert_int_equal(ops->next_announcement(b, ANNOUNCE_WAIT_MS, payload, sizeof(payload)),
+	                 SO_OK);
+	assert_string_equal(payload, "kept");
+	assert_int_equal(ops->next_announcement(b, SILENCE_MS, payload, sizeof(payload)), SO_EBUSY);
+	so_store_close(b);
+}
+
+static void
+test_postgres_an_announcement_longer_than_the_buffer_is_cut(void **state)
+{
+	struct fx *f = *state;
+	so_store_t *a = f->s, *b = open_store(f);
+	const so_store_ops_t *ops = a->ops;
+	struct {
+		char payload[4];
+		char after[8];
+	} out;
+	memset(&out, '#', sizeof(out));
+	assert_int_equal(ops->listen(b), SO_OK);
+	assert_int_equal(ops->announce(a, "request req_A"), SO_OK); /* on its own: sent at once */
+	assert_int_equal(ops->next_announcement(b, ANNOUNCE_WAIT_MS, out.payload,
+	                                        sizeof(out.payload)),
+	                 SO_OK);
+	assert_string_equal(out.payload, "req");
+	assert_memory_equal(out.after, "########", sizeof(out.after));
+	so_store_close(b);
+}
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* libpq's lock_timeout for the second connection, in the URL (overriding signoffd's 10 s). */
+#define SHORT_LOCK_TIMEOUT_MS 300
+
+static void
+test_postgres_write_transactions_of_two_connections_take_turns(void **state)
+{
+	struct fx *f = *state;
+	so_store_t *a = f->s, *b = NULL;
+	const so_store_ops_t *ops = a->ops;
+	char url[1200], err[256] = "";
+	snprintf(url, sizeof(url), "%s%soptions=-c%%20lock_timeout%%3D%d", f->url,
+	         strchr(f->url, '?') ? "&" : "?", SHORT_LOCK_TIMEOUT_MS);
+	if (so_store_open(url, &b, err, sizeof(err)) != SO_OK)
+		fail_msg("open %s: %s", url, err);
+
+	assert_int_equal(ops->begin(a), SO_OK);
+	/* reads do not wait for the writer */
+	int64_t n = -1;
+	assert_int_equal(ops->token_count(b, &n), SO_OK);
+	/* a second writer waits its lock_timeout, then fails (not its 10 s default) */
+	int64_t t0 = mono_ms();
+	assert_int_equal(ops->begin(b), SO_ESTORE);
+	int64_t waited = mono_ms() - t0;
+	if (waited < SHORT_LOCK_TIMEOUT_MS - 50 || waited > 5000)
+		fail_msg("the second begin failed after %" PRId64 " ms", waited);
+	/* the failed begin left no transaction behind: it runs once the first writer is done */
+	assert_int_equal(ops->token_insert(a, ZEROS, "alice", NOW), SO_OK);
+	assert_int_equal(ops->commit(a), SO_OK);
+	assert_int_equal(ops->begin(b), SO_OK);
+	char principal[64];
+	assert_int_equal(ops->token_lookup(b, ZEROS, principal, sizeof(principal)), SO_OK);
+	assert_string_equal(principal, "alice");
+	/* and now the first one waits for it */
+	assert_int_equal(ops->commit(b), SO_OK);
+	assert_int_equal(ops->begin(a), SO_OK);
+	assert_int_equal(ops->commit(a), SO_OK);
+	so_store_close(b);
+}
+
+static void
+test_postgres_a_lost_listening_connection_says_so_and_listens_again(void **state)
+{
+	struct fx *f = *state;
+	so_store_t *a = f->s, *b = open_store(f);
+	const so_store_ops_t *ops = a->ops;
+	char payload[SO_ANNOUNCE_MAX + 1] = "";
+	assert_int_equal(ops->listen(b), SO_OK);
+	kill_connections(f);
+	assert_int_equal(ops->next_announcement(b, ANNOUNCE_WAIT_MS, payload, sizeof(payload)),
+	                 SO_ESTORE);
+	/* asked again before listening again, it says the same at once */
+	assert_int_equal(ops->next_announcement(b, ANNOUNCE_WAIT_MS, payload, sizeof(payload)),
+	                 SO_ESTORE);
+	assert_int_equal(ops->listen(b), SO_OK);
+	assert_int_equal(ops->announce(a, "after"), SO_OK);
+	assert_int_equal(ops->next_announcement(b, ANNOUNCE_WAIT_MS, payload, sizeof(payload)),
+	                 SO_OK);
+	assert_string_equal(payload, "after");
+	so_store_close(b);
+}
+
+static void
+test_postgres_a_listening_connection_lost_and_reset_by_another_call_still_says_so(void **state)
+{
+	struct fx *f = *state;
+	so_store_t *a = f->s, *b = open_store(f);
+	const so_store_ops_t *ops = a->ops;
+	char payload[SO_ANNOUNCE_MAX + 1] = "";
+	int64_t n = -1;
+	assert_int_equal(ops->listen(b), SO_OK);
+	kill_connections(f);
+	/* another call on the listening connection (src/server/cluster.c reads requests on it)
+	 * reconnects it before next_announcement looks */
+	assert_int_equal(ops->token_count(b, &n), SO_OK);
+	assert_int_equal(ops->announce(a, "x"), SO_OK);
+	/* the new connection listens to nothing: what was announced is lost, and the caller
+	 * must hear that the connection was lost, not wait in silence for ever */
+	assert_int_equal(ops->next_announcement(b, ANNOUNCE_WAIT_MS, payload, sizeof(payload)),
+	                 SO_ESTORE);
+	assert_int_equal(ops->listen(b), SO_OK);
+	assert_int_equal(ops->announce(a, "y"), SO_OK);
+	assert_int_equal(ops->next_announcement(b, ANNOUNCE_WAIT_MS, payload, sizeof(payload)),
+	                 SO_OK);
+	assert_string_equal(payload, "y");
+	so_store_close(b);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define T_UNOPENED(fn) cmocka_unit_test_setup_teardown(fn, setup_unopened, teardown)
 
@@ -1335,9 +1832,17 @@ main(void)
 		T(test_baselines_put_replace_and_get),
 		T(test_reopen_keeps_everything_without_rerunning_migrations),
 		T(test_newer_schema_is_refused),
+		T(test_sessions_are_found_until_they_expire),
+		T(test_links_are_taken_once),
+		T(test_session_delete_ends_that_session_only),
+		T(test_session_put_drops_rows_whose_time_is_up),
+		T(test_session_same_hash_twice_is_refused),
+		T(test_session_principal_longer_than_the_buffer_is_cut),
+		T(test_a_link_taken_twice_at_once_is_used_once),
 	};
 	const struct CMUnitTest sqlite_only[] = {
 		T(test_sqlite_unopenable_path_is_a_store_error),
+		T(test_sqlite_has_no_multi_node_ops),
 	};
 	const struct CMUnitTest postgres_only[] = {
 		T_UNOPENED(test_postgres_nodes_opening_together_migrate_once),
@@ -1347,6 +1852,14 @@ main(void)
 		T(test_postgres_settled_private_messages_lose_their_body),
 		T(test_postgres_url_parameters_reach_libpq),
 		T(test_postgres_bad_urls_are_refused),
+		T(test_postgres_outbox_claim_leases_a_row_to_one_node),
+		T(test_postgres_outbox_claims_at_once_lease_to_one),
+		T(test_postgres_announcements_arrive_when_the_transaction_commits),
+		T(test_postgres_a_rolled_back_announcement_is_never_sent),
+		T(test_postgres_an_announcement_longer_than_the_buffer_is_cut),
+		T(test_postgres_write_transactions_of_two_connections_take_turns),
+		T(test_postgres_a_lost_listening_connection_says_so_and_listens_again),
+		T(test_postgres_a_listening_connection_lost_and_reset_by_another_call_still_says_so),
 	};
 	const char *url = getenv("SIGNOFF_TEST_STORE_URL");
 	int failed;
