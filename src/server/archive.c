@@ -103,16 +103,45 @@ struct prune_job {
 	so_audit_base_t base;
 };
 
+/* In the writer (on a shared store, with no other node writing): record the archive and
+ * prune, unless another node archived meanwhile (SO_ECONFLICT: then this file is not used). */
 static int
 op_prune(so_store_t *s, void *arg)
 {
 	struct prune_job *pj = arg;
-	int rc = so_audit_append(s, "audit.archived", NULL, NULL,
+	so_audit_base_t now_base;
+	int rc = s->ops->audit_base_get(s, &now_base);
+	if (rc == SO_ENOTFOUND)
+		now_base.seq = 0;
+	else if (rc)
+		return rc;
+	if (now_base.seq != pj->from - 1)
+		return SO_ECONFLICT;
+	rc = so_audit_append(s, "audit.archived", NULL, NULL,
 	                         json_pack("{s:I, s:I, s:s, s:s}", "from_seq", (json_int_t)pj->from,
 	                                   "to_seq", (json_int_t)pj->to, "file", pj->file, "sha256",
 	                                   pj->sha),
 	                         so_clock_now_ms());
 	return rc ? rc : s->ops->audit_prune(s, &pj->base);
+}
+
+/* Whether the file at `path` has SHA-256 `md`. */
+static int
+same_content(const char *path, const unsigned char md[32])
+{
+	crypto_hash_sha256_state st;
+	unsigned char buf[65536], got[32];
+	size_t n;
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return 0;
+	crypto_hash_sha256_init(&st);
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		crypto_hash_sha256_update(&st, buf, n);
+	int ok = !ferror(f);
+	fclose(f);
+	crypto_hash_sha256_final(&st, got);
+	return ok && sodium_memcmp(got, md, 32) == 0;
 }
 
 static int
@@ -195,7 +224,7 @@ audit_archive_maybe(so_server_t *srv)
 	}
 	snprintf(path, sizeof(path), "%.4096s/audit-%020" PRId64 "-%020" PRId64 ".jsonl",
 	         srv->cfg->archive_dir, base.seq + 1, to);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	snprintf(tmp, sizeof(tmp), "%s.%s.tmp", path, srv->node); /* nodes may share the directory */
 	if (!(sg.f = fopen(tmp, "w"))) {
 		so_error("audit: cannot write %s: %s", tmp, strerror(errno));
 		goto out;
@@ -235,18 +264,30 @@ audit_archive_maybe(so_server_t *srv)
 	}
 	fclose(sg.f);
 	sg.f = NULL;
-	if (rename(tmp, path) || fsync_path(srv->cfg->archive_dir, 1)) {
-		so_error("audit: cannot put %s in place: %s", path, strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-
-	/* The new base: where the online log now starts. */
 	struct prune_job pj = {.file = strrchr(path, '/') ? strrchr(path, '/') + 1 : path,
 	                       .from = base.seq + 1, .to = to};
 	unsigned char md[32];
 	crypto_hash_sha256_final(&sg.sha, md);
 	sodium_bin2hex(pj.sha, sizeof(pj.sha), md, sizeof(md));
+	/* link, not rename: a different file for the same range (another node's) is never
+	 * replaced; the same bytes (left by a run that stopped before its prune) are used. */
+	int made = link(tmp, path) == 0, link_errno = errno;
+	if (!made && (link_errno != EEXIST || !same_content(path, md))) {
+		errno = link_errno;
+		if (link_errno == EEXIST)
+			so_warn("audit: %s exists with other content; nothing was pruned", path);
+		else
+			so_error("audit: cannot put %s in place: %s", path, strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	unlink(tmp);
+	if (fsync_path(srv->cfg->archive_dir, 1)) {
+		so_error("audit: cannot put %s in place: %s", path, strerror(errno));
+		goto out;
+	}
+
+	/* The new base: where the online log now starts. */
 	pj.base.seq = to;
 	pj.base.at = now;
 	memcpy(pj.base.hash, sg.last_hash, 65);
@@ -268,7 +309,13 @@ audit_archive_maybe(so_server_t *srv)
 		so_error("audit: no known key signed checkpoint %" PRId64 "; nothing was pruned", to);
 		goto out;
 	}
-	if ((rc = so_writer_run(srv->writer, op_prune, &pj))) {
+	if ((rc = so_writer_run(srv->writer, op_prune, &pj)) == SO_ECONFLICT) {
+		so_info("audit: another node archived events meanwhile; %s is not used", path);
+		if (made)
+			unlink(path);
+		goto out;
+	}
+	if (rc) {
 		so_error("audit: could not prune after archiving %s: %s", path, so_strerror(rc));
 		goto out;
 	}
