@@ -216,11 +216,16 @@ op_checkpoint(so_store_t *s, void *arg)
 	}
 	if (rc && rc != SO_ENOTFOUND)
 		return rc;
+	/* The key in force is the one the last rotation named, else the one that signed so far:
+	 * a node holding another (rotated away elsewhere, or a key file that does not belong to
+	 * this log, as after restoring a backup beside a newer key) signs nothing. */
+	const char *in_force = srv->rotated_to[0] ? srv->rotated_to : rc == SO_OK ? latest.key_id
+	                                                                          : NULL;
 	so_audit_key_id(srv->key->pk, own_id);
-	if (!job->rotating && srv->rotated_to[0] && strcmp(srv->rotated_to, own_id)) {
-		so_error("audit: the log names key %s as the one in force, but this node holds %s: "
-		         "it signs no checkpoint until the rotated key file is installed here and "
-		         "signoffd restarted", srv->rotated_to, own_id);
+	if (!job->rotating && in_force && strcmp(in_force, own_id)) {
+		so_error("audit: the log's signing key is %s, but this node holds %s: it signs no "
+		         "checkpoint until that key file is installed here and signoffd restarted",
+		         in_force, own_id);
 		return SO_EDENIED;
 	}
 	job->cp.size = job->next.size;
