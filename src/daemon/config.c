@@ -1,3 +1,5 @@
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -206,6 +208,9 @@ static const so_cfg_key_t config_table[] = {
 	 "PEM certificate; with tls_key_file, serve HTTPS"},
 	{"server", "tls_key_file", SO_CFG_STRING, OFF(tls_key_file), NULL, 0, 0, NULL, NULL, NULL,
 	 "PEM private key for tls_cert_file"},
+	{"server", "trusted_proxies", SO_CFG_STRING, OFF(trusted_proxies), NULL, 0, 0, NULL, NULL,
+	 NULL, "IPv4 addresses of reverse proxies, comma-separated: from them, the last address of "
+	 "X-Forwarded-For is the client's (the console's sign-in limit counts per client)"},
 	{"store", "url", SO_CFG_STRING, OFF(store_url), "sqlite:var/signoff.db", 0, 0, NULL, NULL,
 	 NULL, "where state lives: sqlite:PATH (optionally ?busy_timeout_ms=N), or a PostgreSQL URL "
 	 "postgresql://HOST/DB?sslmode=... (libpq options pass through; docs/internals/store.md)"},
@@ -291,6 +296,43 @@ so_config_print_help(FILE *out)
 }
 
 /* Cross-key checks that the table cannot express. */
+/* server.trusted_proxies: "10.0.0.5, 10.0.0.6" into cfg->trusted_proxy. */
+static int
+parse_proxies(so_config_t *cfg, const char *name, char *err, size_t errlen)
+{
+	cfg->ntrusted_proxies = 0;
+	for (const char *p = cfg->trusted_proxies; p && *p;) {
+		char addr[64];
+		size_t len = strcspn(p, ",");
+		const char *end = p + len;
+		while (p < end && isspace((unsigned char)*p))
+			p++;
+		size_t n = (size_t)(end - p);
+		while (n && isspace((unsigned char)p[n - 1]))
+			n--;
+		struct in_addr in;
+		if (n == 0 || n >= sizeof(addr)) {
+			snprintf(err, errlen, "%s: server.trusted_proxies: an empty or overlong entry", name);
+			return -1;
+		}
+		memcpy(addr, p, n);
+		addr[n] = '\0';
+		if (inet_pton(AF_INET, addr, &in) != 1) {
+			snprintf(err, errlen, "%s: server.trusted_proxies: '%s' is not an IPv4 address",
+			         name, addr);
+			return -1;
+		}
+		if (cfg->ntrusted_proxies == SO_MAX_PROXIES) {
+			snprintf(err, errlen, "%s: server.trusted_proxies: at most %d addresses", name,
+			         SO_MAX_PROXIES);
+			return -1;
+		}
+		cfg->trusted_proxy[cfg->ntrusted_proxies++] = in.s_addr;
+		p = *end ? end + 1 : end;
+	}
+	return 0;
+}
+
 static int
 check(so_config_t *cfg, const char *name, char *err, size_t errlen)
 {
@@ -303,6 +345,8 @@ check(so_config_t *cfg, const char *name, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: server.tls_cert_file and server.tls_key_file go together", name);
 		return SO_ECONFIG;
 	}
+	if (parse_proxies(cfg, name, err, errlen))
+		return SO_ECONFIG;
 	const struct so_config_loading *ld = cfg->loading;
 	if (!cfg->policy.napprovers) {
 		if (cfg->policy.def == SO_OUT_REVIEW) {

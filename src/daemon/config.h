@@ -18,6 +18,10 @@ typedef struct so_config {
 	char *listen;
 	int64_t threads, max_connections, max_body, max_json_depth, max_string, max_items, max_wait;
 	char *tls_cert_file, *tls_key_file;
+	char *trusted_proxies;            /* as written: "ADDR,ADDR,..." */
+#define SO_MAX_PROXIES 16
+	uint32_t trusted_proxy[SO_MAX_PROXIES]; /* ... parsed (IPv4, network order) */
+	size_t ntrusted_proxies;
 	/* store, audit */
 	char *store_url;
 	int64_t store_max_batch;

@@ -113,19 +113,46 @@ session_link_new(so_store_t *s, const so_principal_t *who, char token[65])
 
 /* ---- failed sign-ins ---- */
 
+/*
+ * The caller's address: the peer's, or, when the peer is one of server.trusted_proxies, the
+ * last address in X-Forwarded-For (the one that proxy added; earlier ones the client could
+ * have written itself). A header that does not end in an address leaves the proxy's.
+ */
 static void
-client_address(struct MHD_Connection *mc, char out[48])
+client_address(const so_server_t *srv, struct MHD_Connection *mc, char out[48])
 {
 	const union MHD_ConnectionInfo *info =
 	    MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	const struct sockaddr *sa = info ? info->client_addr : NULL;
+	int trusted = 0;
 
 	snprintf(out, 48, "unknown");
-	if (sa && sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, 48);
-	else if (sa && sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
-		          48);
+	if (sa && sa->sa_family == AF_INET) {
+		const struct in_addr *in = &((const struct sockaddr_in *)sa)->sin_addr;
+		inet_ntop(AF_INET, in, out, 48);
+		for (size_t i = 0; i < srv->cfg->ntrusted_proxies; i++)
+			trusted |= srv->cfg->trusted_proxy[i] == in->s_addr;
+	} else if (sa && sa->sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, 48);
+	}
+	const char *xff = trusted ? MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
+	                                                          "X-Forwarded-For")
+	                          : NULL;
+	if (!xff)
+		return;
+	const char *last = strrchr(xff, ',');
+	last = last ? last + 1 : xff;
+	while (*last == ' ' || *last == '\t')
+		last++;
+	char addr[48];
+	size_t n = strcspn(last, " \t");
+	struct in6_addr any;
+	if (n == 0 || n >= sizeof(addr) || last[n + strspn(last + n, " \t")] != '\0')
+		return;
+	memcpy(addr, last, n);
+	addr[n] = '\0';
+	if (inet_pton(AF_INET, addr, &any) == 1 || inet_pton(AF_INET6, addr, &any) == 1)
+		memcpy(out, addr, n + 1);
 }
 
 static struct fail_slot *
@@ -284,7 +311,7 @@ h_session_create(struct conn *c, struct MHD_Connection *mc)
 	int rc;
 
 	c->signin_via = "token";
-	client_address(mc, c->client_addr);
+	client_address(c->srv, mc, c->client_addr);
 	wait = throttled(c->srv->sessions, c->client_addr, so_clock_now_ms());
 	if (wait > 0) {
 		snprintf(c->retry_after, sizeof(c->retry_after), "%ld", wait);
