@@ -24,6 +24,18 @@ so_clock_mono_ms(void)
 }
 
 void
+so_clock_mono_after(int64_t ms, struct timespec *ts)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+void
 so_clock_format(int64_t ms, char *out, size_t outlen)
 {
 	time_t secs = (time_t)(ms / 1000);

@@ -7,11 +7,15 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /** Wall-clock time in milliseconds since the epoch. */
 int64_t so_clock_now_ms(void);
 /** Monotonic time in milliseconds (for intervals only). */
 int64_t so_clock_mono_ms(void);
+/** The CLOCK_MONOTONIC time `ms` from now, for pthread_cond_timedwait on a condition made
+ * with that clock. */
+void so_clock_mono_after(int64_t ms, struct timespec *ts);
 /** Format `ms` as "YYYY-MM-DDTHH:MM:SS.mmmZ" into `out` (at least 25 bytes). */
 void so_clock_format(int64_t ms, char *out, size_t outlen);
 /**

@@ -52,13 +52,7 @@ static int
 pause_or_stop(struct cluster *cl, int64_t ms)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	so_clock_mono_after(ms, &ts);
 	pthread_mutex_lock(&cl->lock);
 	if (!cl->stopping)
 		pthread_cond_timedwait(&cl->stop_cond, &cl->lock, &ts);

@@ -111,15 +111,8 @@ timer_main(void *arg)
 			pthread_cond_wait(&ws->changed, &ws->lock);
 			continue;
 		}
-		int64_t wait_ms = ws->heap[0]->deadline - now;
 		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += wait_ms / 1000;
-		ts.tv_nsec += (wait_ms % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		so_clock_mono_after(ws->heap[0]->deadline - now, &ts);
 		pthread_cond_timedwait(&ws->changed, &ws->lock, &ts);
 	}
 	pthread_mutex_unlock(&ws->lock);
