@@ -279,6 +279,13 @@ checkpoint_locked(so_server_t *srv, int force)
 	if (!force && unsigned_events < (uint64_t)srv->cfg->checkpoint_every &&
 	    age < srv->cfg->checkpoint_interval * 1000)
 		return;
+	/* Catch the tree up on a read connection first: on a shared store other nodes may have
+	 * written many events, and reading them under the write lock would hold up every node. */
+	so_merkle_frontier_t caught_up = srv->tree;
+	s = readers_take(&srv->readers);
+	if (extend_tree(s, &caught_up, srv) == SO_OK)
+		srv->tree = caught_up;
+	readers_give(&srv->readers, s);
 	struct checkpoint_job *job = calloc(1, sizeof(*job));
 	if (!job)
 		return;
