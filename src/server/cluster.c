@@ -11,9 +11,11 @@
  * Owns: the listening connection and its thread. Nothing starts for a store only one process
  * uses (SQLite): there the writer's own wake-ups are all there is.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -34,6 +36,7 @@ struct cluster {
 	pthread_mutex_t lock;
 	pthread_cond_t stop_cond;
 	int stopping;
+	int wake[2]; /* a pipe: written once at stop, so a wait for announcements ends at once */
 };
 
 int
@@ -133,7 +136,8 @@ listener_main(void *arg)
 			so_info("cluster: listening for other nodes' changes again");
 			listening = 1;
 		}
-		int rc = cl->conn->ops->next_announcement(cl->conn, WAIT_MS, payload, sizeof(payload));
+		int rc = cl->conn->ops->next_announcement(cl->conn, WAIT_MS, cl->wake[0], payload,
+		                                          sizeof(payload));
 		if (rc == SO_OK) {
 			on_announcement(cl, payload);
 		} else if (rc != SO_EBUSY) {
@@ -172,6 +176,11 @@ cluster_start(so_server_t *srv, struct cluster **out, char *err, size_t errlen)
 	}
 	cl->srv = srv;
 	cl->conn = conn;
+	if (pipe2(cl->wake, O_CLOEXEC | O_NONBLOCK)) {
+		so_store_close(conn);
+		free(cl);
+		return SO_EIO;
+	}
 	pthread_mutex_init(&cl->lock, NULL);
 	pthread_condattr_t attr;
 	pthread_condattr_init(&attr);
@@ -187,6 +196,8 @@ cluster_start(so_server_t *srv, struct cluster **out, char *err, size_t errlen)
 	if (rc) {
 		pthread_mutex_destroy(&cl->lock);
 		pthread_cond_destroy(&cl->stop_cond);
+		close(cl->wake[0]);
+		close(cl->wake[1]);
 		so_store_close(conn);
 		free(cl);
 		return rc;
@@ -206,7 +217,11 @@ cluster_stop(struct cluster *cl)
 	cl->stopping = 1;
 	pthread_cond_signal(&cl->stop_cond);
 	pthread_mutex_unlock(&cl->lock);
+	ssize_t ignored = write(cl->wake[1], "x", 1);
+	(void)ignored;
 	pthread_join(cl->thread, NULL);
+	close(cl->wake[0]);
+	close(cl->wake[1]);
 	so_store_close(cl->conn);
 	pthread_mutex_destroy(&cl->lock);
 	pthread_cond_destroy(&cl->stop_cond);

@@ -1317,7 +1317,7 @@ pgs_listen(so_store_t *st)
 }
 
 static int
-pgs_next_announcement(so_store_t *st, int timeout_ms, char *payload, size_t len)
+pgs_next_announcement(so_store_t *st, int timeout_ms, int wake_fd, char *payload, size_t len)
 {
 	pg_store_t *s = S(st);
 	int64_t deadline = so_clock_mono_ms() + timeout_ms;
@@ -1335,10 +1335,13 @@ pgs_next_announcement(so_store_t *st, int timeout_ms, char *payload, size_t len)
 		int64_t left = deadline - so_clock_mono_ms();
 		if (left <= 0)
 			return SO_EBUSY;
-		struct pollfd pfd = {.fd = PQsocket(s->conn), .events = POLLIN};
-		int ready_fds = poll(&pfd, 1, (int)left);
+		struct pollfd pfd[2] = {{.fd = PQsocket(s->conn), .events = POLLIN},
+		                        {.fd = wake_fd, .events = POLLIN}};
+		int ready_fds = poll(pfd, wake_fd >= 0 ? 2 : 1, (int)left);
 		if (ready_fds < 0 && errno != EINTR)
 			return SO_ESTORE;
+		if (wake_fd >= 0 && pfd[1].revents)
+			return SO_EBUSY;
 		/* Input that ends the connection (a closed socket, a FATAL message) shows in the
 		 * status on the next turn. */
 		if (ready_fds > 0 && !PQconsumeInput(s->conn)) {

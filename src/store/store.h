@@ -201,10 +201,12 @@ typedef struct so_store_ops {
 	int (*listen)(so_store_t *s);
 	/**
 	 * Wait at most `timeout_ms` for the next announcement: SO_OK with `payload` set (cut to
-	 * `len`), SO_EBUSY when none came in time, SO_ESTORE when the connection was lost (what
-	 * was sent meanwhile is lost too: call listen again, then look at what may have changed).
+	 * `len`), SO_EBUSY when none came in time or `wake_fd` (if >= 0) became readable,
+	 * SO_ESTORE when the connection was lost (what was sent meanwhile is lost too: call
+	 * listen again, then look at what may have changed).
 	 */
-	int (*next_announcement)(so_store_t *s, int timeout_ms, char *payload, size_t len);
+	int (*next_announcement)(so_store_t *s, int timeout_ms, int wake_fd, char *payload,
+	                         size_t len);
 	/**
 	 * Take a due outbox row for delivery: it is not due again before `until` (a lease), so
 	 * another node does not deliver it too. `*claimed` is 0 when it was no longer pending and

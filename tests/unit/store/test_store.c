@@ -1655,12 +1655,12 @@ test_postgres_announcements_arrive_when_the_transaction_commits(void **state)
 	assert_int_equal(ops->listen(b), SO_OK);
 	assert_int_equal(ops->begin(a), SO_OK);
 	assert_int_equal(ops->announce(a, "x"), SO_OK);
-	assert_int_equal(ops->next_announcement(b, SILENCE_MS, payload, sizeof(payload)), SO_EBUSY);
+	assert_int_equal(ops->next_announcement(b, SILENCE_MS, -1, payload, sizeof(payload)), SO_EBUSY);
 	assert_int_equal(ops->commit(a), SO_OK);
-	assert_int_equal(ops->next_announcement(b, ANNOUNCE_WAIT_MS, payload, sizeof(payload)),
+	assert_int_equal(ops->next_announcement(b, ANNOUNCE_WAIT_MS, -1, payload, sizeof(payload)),
 	                 SO_OK);
 	assert_string_equal(payload, "x");
-	assert_int_equal(ops->next_announcement(b, SILENCE_MS, payload, sizeof(payload)), SO_EBUSY);
+	assert_int_equal(ops->next_announcement(b, SILENCE_MS, -1, payload, sizeof(payload)), SO_EBUSY);
 	so_store_close(b);
 }
 
@@ -1679,10 +1679,10 @@ test_postgres_a_rolled_back_announcement_is_never_sent(void **state)
 	assert_int_equal(ops->begin(a), SO_OK);
 	assert_int_equal(ops->announce(a, "kept"), SO_OK);
 	assert_int_equal(ops->commit(a), SO_OK);
-	assert_int_equal(ops->next_announcement(b, ANNOUNCE_WAIT_MS, payload, sizeof(payload)),
+	assert_int_equal(ops->next_announcement(b, ANNOUNCE_WAIT_MS, -1, payload, sizeof(payload)),
 	                 SO_OK);
 	assert_string_equal(payload, "kept");
-	assert_int_equal(ops->next_announcement(b, SILENCE_MS, payload, sizeof(payload)), SO_EBUSY);
+	assert_int_equal(ops->next_announcement(b, SILENCE_MS, -1, payload, sizeof(payload)), SO_EBUSY);
 	so_store_close(b);
 }
 
@@ -1699,7 +1699,7 @@ test_postgres_an_announcement_longer_than_the_buffer_is_cut(void **state)
 	memset(&out, '#', sizeof(out));
 	assert_int_equal(ops->listen(b), SO_OK);
 	assert_int_equal(ops->announce(a, "request req_A"), SO_OK); /* on its own: sent at once */
-	assert_int_equal(ops->next_announcement(b, ANNOUNCE_WAIT_MS, out.payload,
+	assert_int_equal(ops->next_announcement(b, ANNOUNCE_WAIT_MS, -1, out.payload,
 	                                        sizeof(out.payload)),
 	                 SO_OK);
 	assert_string_equal(out.payload, "req");
@@ -1763,14 +1763,14 @@ test_postgres_a_lost_listening_connection_says_so_and_listens_again(void **state
 	char payload[SO_ANNOUNCE_MAX + 1] = "";
 	assert_int_equal(ops->listen(b), SO_OK);
 	kill_connections(f);
-	assert_int_equal(ops->next_announcement(b, ANNOUNCE_WAIT_MS, payload, sizeof(payload)),
+	assert_int_equal(ops->next_announcement(b, ANNOUNCE_WAIT_MS, -1, payload, sizeof(payload)),
 	                 SO_ESTORE);
 	/* asked again before listening again, it says the same at once */
-	assert_int_equal(ops->next_announcement(b, ANNOUNCE_WAIT_MS, payload, sizeof(payload)),
+	assert_int_equal(ops->next_announcement(b, ANNOUNCE_WAIT_MS, -1, payload, sizeof(payload)),
 	                 SO_ESTORE);
 	assert_int_equal(ops->listen(b), SO_OK);
 	assert_int_equal(ops->announce(a, "after"), SO_OK);
-	assert_int_equal(ops->next_announcement(b, ANNOUNCE_WAIT_MS, payload, sizeof(payload)),
+	assert_int_equal(ops->next_announcement(b, ANNOUNCE_WAIT_MS, -1, payload, sizeof(payload)),
 	                 SO_OK);
 	assert_string_equal(payload, "after");
 	so_store_close(b);
@@ -1792,11 +1792,11 @@ test_postgres_a_listening_connection_lost_and_reset_by_another_call_still_says_s
 	assert_int_equal(ops->announce(a, "x"), SO_OK);
 	/* the new connection listens to nothing: what was announced is lost, and the caller
 	 * must hear that the connection was lost, not wait in silence for ever */
-	assert_int_equal(ops->next_announcement(b, ANNOUNCE_WAIT_MS, payload, sizeof(payload)),
+	assert_int_equal(ops->next_announcement(b, ANNOUNCE_WAIT_MS, -1, payload, sizeof(payload)),
 	                 SO_ESTORE);
 	assert_int_equal(ops->listen(b), SO_OK);
 	assert_int_equal(ops->announce(a, "y"), SO_OK);
-	assert_int_equal(ops->next_announcement(b, ANNOUNCE_WAIT_MS, payload, sizeof(payload)),
+	assert_int_equal(ops->next_announcement(b, ANNOUNCE_WAIT_MS, -1, payload, sizeof(payload)),
 	                 SO_OK);
 	assert_string_equal(payload, "y");
 	so_store_close(b);
