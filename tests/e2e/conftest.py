@@ -1,14 +1,23 @@
 """Fixtures for the black-box tests: a real signoffd on a free port in a temporary directory.
 
 Everything here talks to the daemon only as a user would: a YAML file, a process, HTTP and
-the `signoff` command. Nothing reads the daemon's store or internals.
+the `signoff` command. The few tests that attack the store itself (tampering, failing writes,
+secrets at rest) reach it directly with store_rows, store_sql and store_holds: SQL on the
+SQLite file, or psql on the daemon's PostgreSQL database.
 
 SIGNOFF_BUILD selects the build directory (default: <repo>/build); the same suite runs
 against an ASan+UBSan build, so every wait is bounded but generous and nothing asserts timing.
+
+SIGNOFF_E2E_STORE selects the store backend of every daemon the suite starts: "sqlite" (the
+default; sqlite:<workdir>/signoff.db) or "postgres" (a fresh database per daemon directory on
+a PostgreSQL server the session starts on a loopback port and stops at its end; pgserver.py).
+Tests marked sqlite_only are skipped under postgres.
 """
 
+import atexit
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -19,10 +28,13 @@ import socket
 import subprocess
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pytest
 import requests
+
+import pgserver
 
 REPO = Path(__file__).resolve().parent.parent.parent
 BUILD = Path(os.environ.get("SIGNOFF_BUILD", REPO / "build"))
@@ -49,6 +61,235 @@ def parse_time(text):
     base, ms = text[:-1].split(".")
     return calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) + int(ms) / 1000.0
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+# --------------------------------------------------------------------------------------------
+# The store backend: SQLite files, or databases on a PostgreSQL server of the session's own.
+
+STORE_BACKENDS = ("sqlite", "postgres")
+STORE_BACKEND = os.environ.get("SIGNOFF_E2E_STORE") or "sqlite"
+POSTGRES = STORE_BACKEND == "postgres"
+
+_pg = None  # the session's PgServer, while the pg_server fixture holds it
+_db_serial = itertools.count(1)
+_store_databases = {}  # resolved daemon directory -> its database (under postgres)
+_test_databases = None  # databases made while a test runs, dropped after it (None: outside)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "sqlite_only(reason): the test needs the SQLite store file itself; "
+        "skipped with that reason under SIGNOFF_E2E_STORE=postgres")
+    if STORE_BACKEND not in STORE_BACKENDS:
+        raise pytest.UsageError(f"SIGNOFF_E2E_STORE={STORE_BACKEND!r}: "
+                                f"not one of {', '.join(STORE_BACKENDS)}")
+    if POSTGRES:
+        ok_, why = pgserver.available()
+        if not ok_:
+            raise pytest.UsageError(f"SIGNOFF_E2E_STORE=postgres, but {why}")
+
+
+def pytest_report_header(config):
+    return f"store backend: {STORE_BACKEND} (SIGNOFF_E2E_STORE)"
+
+
+def pytest_collection_modifyitems(config, items):
+    if not POSTGRES:
+        return
+    for item in items:
+        marker = item.get_closest_marker("sqlite_only")
+        if marker:
+            reason = marker.args[0] if marker.args else marker.kwargs.get("reason", "")
+            item.add_marker(pytest.mark.skip(reason=f"SQLite store only: {reason}"))
+
+
+def store_server():
+    """The session's PgServer (under postgres, or once a test has asked for pg_server)."""
+    if _pg is None:
+        raise RuntimeError("no PostgreSQL server: only a test (through the pg_server fixture, "
+                           "or SIGNOFF_E2E_STORE=postgres) can make a database")
+    return _pg
+
+
+def new_database(template=None):
+    """A new database on the session's PostgreSQL server (a copy of `template` if given);
+    returns its name. One made while a test runs is dropped after that test."""
+    name = f"e2e_{next(_db_serial)}"
+    store_server().create_database(name, template=template)
+    if _test_databases is not None:
+        _test_databases.append(name)
+    return name
+
+
+def store_database(workdir):
+    """Under postgres: the name of the database of the daemon in `workdir` (made on first use;
+    the same one for every config written for that directory, so restarts keep it)."""
+    assert POSTGRES, "store_database is for SIGNOFF_E2E_STORE=postgres"
+    key = str(Path(workdir).resolve())
+    if key not in _store_databases:
+        _store_databases[key] = new_database()
+    return _store_databases[key]
+
+
+def bind_store_database(workdir, name):
+    """Under postgres: make `name` the database of the daemon in `workdir` (e.g. a copy)."""
+    assert POSTGRES, "bind_store_database is for SIGNOFF_E2E_STORE=postgres"
+    _store_databases[str(Path(workdir).resolve())] = name
+
+
+def store_url(workdir):
+    """store.url for a daemon in `workdir` on the selected backend."""
+    if POSTGRES:
+        return store_server().url(store_database(workdir))
+    return f"sqlite:{workdir}/signoff.db"
+
+
+def _sql_literal(v):
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        if "\0" in v:
+            raise ValueError("a NUL cannot be in a PostgreSQL text value")
+        return "'" + v.replace("'", "''") + "'"
+    raise TypeError(f"no SQL literal for {type(v).__name__}")
+
+
+def _bind(query, args):
+    """`query` with each ? replaced by the literal of the next argument (our queries have no ?
+    inside quotes)."""
+    parts = query.split("?")
+    if len(parts) - 1 != len(args):
+        raise ValueError(f"{len(parts) - 1} placeholders, {len(args)} arguments: {query}")
+    out = [parts[0]]
+    for a, rest in zip(args, parts[1:]):
+        out += [_sql_literal(a), rest]
+    return "".join(out)
+
+
+def store_rows(workdir, query, *args):
+    """The rows of `query` (SQL with ? placeholders) on the store of the daemon in `workdir`,
+    as tuples of Python values, on either backend."""
+    if not POSTGRES:
+        import sqlite3
+        conn = sqlite3.connect(str(Path(workdir) / "signoff.db"), timeout=10)
+        try:
+            return conn.execute(query, args).fetchall()
+        finally:
+            conn.close()
+    out = store_server().psql(store_database(workdir),
+                             f"SELECT coalesce(json_agg(q), '[]') FROM ({_bind(query, args)}) q")
+    return [tuple(row.values()) for row in json.loads(out)]
+
+
+def store_sql(workdir, *statements):
+    """Run `statements` (SQL text, or (SQL with ? placeholders, args)) in one transaction on
+    the store of the daemon in `workdir`, on either backend."""
+    if not POSTGRES:
+        import sqlite3
+        conn = sqlite3.connect(str(Path(workdir) / "signoff.db"), isolation_level=None, timeout=10)
+        try:
+            conn.execute("BEGIN")
+            for s in statements:
+                conn.execute(*s) if isinstance(s, tuple) else conn.execute(s)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        return
+    text = ["BEGIN;"]
+    for s in statements:
+        text.append((_bind(s[0], s[1]) if isinstance(s, tuple) else s) + ";")
+    text.append("COMMIT;")
+    store_server().psql(store_database(workdir), "\n".join(text))
+
+
+def store_holds(workdir, text):
+    """Whether the store of the daemon in `workdir` holds `text` anywhere: under SQLite, the
+    bytes of the database file and its journals (signoff.db*); under PostgreSQL, any live row
+    of any table (pg_dump of its database), or the bytes of the database's files and of the
+    server's write-ahead log after a checkpoint (dead row versions, the journal)."""
+    if not POSTGRES:
+        blobs = [p.read_bytes() for p in Path(workdir).glob("signoff.db*")]
+        return any(text.encode() in b for b in blobs)
+    pg, db = store_server(), store_database(workdir)
+    if text in pg.dump(db):
+        return True
+    pg.psql("postgres", "CHECKPOINT")  # what is only in shared buffers reaches the files
+    oid = pg.psql(db, "SELECT oid FROM pg_database WHERE datname = current_database()").strip()
+    needle = text.encode()
+    for d in (pg.data_dir / "base" / oid, pg.data_dir / "pg_wal"):
+        for p in d.iterdir():
+            try:
+                if p.is_file() and needle in p.read_bytes():
+                    return True
+            except FileNotFoundError:  # a WAL segment recycled meanwhile
+                pass
+    return False
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """A PostgreSQL server of the session's own on a loopback port (pgserver.PgServer),
+    stopped and removed at the session's end; skipped where PostgreSQL is not installed."""
+    global _pg
+    ok_, why = pgserver.available()
+    if not ok_:
+        pytest.skip(why)
+    server = pgserver.PgServer(tmp_path_factory.mktemp("pg") / "server")
+    atexit.register(server.cleanup)  # also when the session ends without its teardown
+    try:
+        server.start()
+    except BaseException:
+        server.cleanup()
+        raise
+    _pg = server
+    yield server
+    _pg = None
+    server.cleanup()
+
+
+@pytest.fixture
+def pg_database(pg_server):
+    """The URL of a fresh, empty database on pg_server, dropped after the test."""
+    name = f"e2e_{next(_db_serial)}"
+    url = pg_server.create_database(name)
+    yield url
+    try:
+        pg_server.drop_database(name)
+    except pgserver.PgError as e:  # a test that stopped the server for good; it goes anyway
+        warnings.warn(f"could not drop database {name}: {e}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _store_backend(request):
+    """Under postgres, the session's server is up before any daemon is configured."""
+    if POSTGRES:
+        request.getfixturevalue("pg_server")
+    yield STORE_BACKEND
+
+
+@pytest.fixture(autouse=True)
+def _store_databases_of_the_test(_store_backend):
+    """Under postgres, drops the databases made while the test ran (daemons are stopped by
+    then: this fixture is set up before the test's others and torn down after them).
+    Databases made by module- or session-scoped fixtures stay until the server goes."""
+    global _test_databases
+    if not POSTGRES:
+        yield
+        return
+    _test_databases = made = []
+    yield
+    _test_databases = None
+    for workdir in [w for w, n in _store_databases.items() if n in made]:
+        del _store_databases[workdir]
+    for name in made:
+        try:
+            store_server().drop_database(name)
+        except pgserver.PgError as e:
+            warnings.warn(f"could not drop database {name}: {e}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -192,7 +433,7 @@ def make_config(workdir, policy=None, server=None, principals=None, extra=None):
     srv.update(server or {})
     cfg = {
         "server": srv,
-        "store": {"url": f"sqlite:{workdir}/signoff.db"},
+        "store": {"url": store_url(workdir)},
         "audit": {"signing_key_file": f"{workdir}/audit.key"},
         "auth": {"admin_group": "admins", "auditor_group": "auditors"},
         "principals": [p.config() for p in (principals or CAST.values())],
@@ -477,7 +718,8 @@ class Daemon:
         self.port = None
 
     def restart(self):
-        """kill -9, then start again on the same directory (same store, same key)."""
+        """kill -9, then start again on the same directory (same store, same key): the same
+        configuration file, so the same SQLite file or PostgreSQL database."""
         self.kill9()
         return self.start()
 

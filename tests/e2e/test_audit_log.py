@@ -1,6 +1,7 @@
 """The signed audit log from outside: Merkle roots, inclusion and consistency proofs and
 checkpoint signatures checked by an independent Python implementation (hashlib and the RFC 8032
-reference Ed25519), tampering with the real SQLite file named by `signoff audit verify`,
+reference Ed25519), tampering with the real store (the SQLite file, or the PostgreSQL database
+under SIGNOFF_E2E_STORE=postgres) named by `signoff audit verify`,
 offline verification of an export, and audit writes that fail without leaving anything half
 done.
 
@@ -16,13 +17,12 @@ import io
 import json
 import random
 import shutil
-import sqlite3
 
 import pytest
 
-from conftest import (Daemon, HEX64_RE, TIME_RE, canonical_text, expect_error, make_config, ok,
-                      run_cli,
-                      sample_action, wait_until, CAST)
+from conftest import (POSTGRES, Daemon, HEX64_RE, TIME_RE, bind_store_database, canonical_text,
+                      expect_error, make_config, new_database, ok, run_cli, sample_action,
+                      store_database, store_rows, store_sql, wait_until, CAST)
 
 # --------------------------------------------------------------------------------------------
 # Ed25519 after RFC 8032 section 6 (the reference code; not constant time, for tests only).
@@ -460,9 +460,7 @@ def build_base(wd):
     finally:
         assert d.stop() == 0
     assert [e["seq"] for e in events] == list(range(1, 13))
-    conn = sqlite3.connect(str(wd / "signoff.db"))
-    cps = [r[0] for r in conn.execute("SELECT size FROM checkpoints ORDER BY size")]
-    conn.close()
+    cps = [r[0] for r in store_rows(wd, "SELECT size FROM checkpoints ORDER BY size")]
     return {"dir": wd, "events": events, "pubkey": pubkey}, cps
 
 
@@ -478,33 +476,25 @@ def base_log(tmp_path_factory):
 
 
 class Tampered:
-    """A copy of the base log, edited with sqlite3, then served by a fresh daemon."""
+    """A copy of the base log (its SQLite files, or under postgres a copy of its database),
+    edited with SQL, then served by a fresh daemon."""
 
     def __init__(self, base, tmp_path, name):
         self.dir = tmp_path / name
         self.dir.mkdir()
+        if POSTGRES:
+            bind_store_database(self.dir, new_database(template=store_database(base["dir"])))
         for f in base["dir"].iterdir():
             if f.name.startswith("signoff.db") or f.name == "audit.key":
                 shutil.copy2(f, self.dir / f.name)
-        self.db = self.dir / "signoff.db"
         self.daemon = None
 
     def sql(self, *statements):
-        conn = sqlite3.connect(str(self.db), isolation_level=None)
-        conn.execute("BEGIN")
-        for s in statements:
-            if isinstance(s, tuple):
-                conn.execute(*s)
-            else:
-                conn.execute(s)
-        conn.execute("COMMIT")
-        conn.close()
+        """One transaction of statements: SQL text, or (SQL with ? placeholders, args)."""
+        store_sql(self.dir, *statements)
 
     def rows(self, query, *args):
-        conn = sqlite3.connect(str(self.db))
-        out = conn.execute(query, args).fetchall()
-        conn.close()
-        return out
+        return store_rows(self.dir, query, *args)
 
     def start(self):
         self.daemon = Daemon(self.dir, make_config(self.dir, {"default": "allow"}, None, None,
@@ -784,6 +774,26 @@ def test_export_verifies_offline_and_a_flipped_byte_is_named(start_daemon, tmp_p
 # An audit event that cannot be written: nothing changes.
 
 
+def fail_audit_inserts(wd):
+    """Every insert into the store's audit_events fails from now on, as on a full disk."""
+    if POSTGRES:
+        store_sql(wd, "CREATE FUNCTION e2e_disk_full() RETURNS trigger LANGUAGE plpgsql "
+                      "AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$",
+                  "CREATE TRIGGER e2e_disk_full BEFORE INSERT ON audit_events "
+                  "FOR EACH ROW EXECUTE FUNCTION e2e_disk_full()")
+    else:
+        store_sql(wd, "CREATE TRIGGER full BEFORE INSERT ON audit_events "
+                      "BEGIN SELECT RAISE(FAIL, 'disk full'); END")
+
+
+def allow_audit_inserts(wd):
+    if POSTGRES:
+        store_sql(wd, "DROP TRIGGER e2e_disk_full ON audit_events",
+                  "DROP FUNCTION e2e_disk_full()")
+    else:
+        store_sql(wd, "DROP TRIGGER full")
+
+
 def test_audit_write_failure_changes_nothing(start_daemon, tmp_path):
     wd = tmp_path / "daemon0"
     d = start_daemon(policy={"approvers": {"group": "sre", "count": 1}}, extra=audit_cfg(wd))
@@ -795,9 +805,7 @@ def test_audit_write_failure_changes_nothing(start_daemon, tmp_path):
     before_list = carol.list()["requests"]
     before = {r: bot.show(r) for r in (pending["id"], approved["id"])}
 
-    conn = sqlite3.connect(str(wd / "signoff.db"), isolation_level=None, timeout=10)
-    conn.execute("CREATE TRIGGER full BEFORE INSERT ON audit_events "
-                 "BEGIN SELECT RAISE(FAIL, 'disk full'); END")
+    fail_audit_inserts(wd)
     try:
         expect_error(bot.submit_raw(sample_action(resource="deploy/new")), 503, "unavailable")
         expect_error(bob.approve(pending["id"]), 503, "unavailable")
@@ -808,11 +816,10 @@ def test_audit_write_failure_changes_nothing(start_daemon, tmp_path):
             assert bot.show(rid) == snap, f"{rid} changed although its audit event failed"
         assert carol.list()["requests"] == before_list, "a refused submission left a row"
         assert erin.audit_events() == before_events
-        rows = conn.execute("SELECT count(*) FROM requests").fetchone()[0]
+        rows = store_rows(wd, "SELECT count(*) FROM requests")[0][0]
         assert rows == 2
     finally:
-        conn.execute("DROP TRIGGER full")
-        conn.close()
+        allow_audit_inserts(wd)
     # The same calls now go through, and the log still verifies.
     ok(bot.submit_raw(sample_action(resource="deploy/new")), 201)
     assert ok(bob.approve(pending["id"]))["status"] == "approved"

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import CAST, SIGNOFFD, sha256_hex
+from conftest import CAST, SIGNOFFD, sha256_hex, store_url
 
 TOKEN_HASH = sha256_hex(CAST["alice"].token)
 
@@ -15,7 +15,7 @@ def good_lines(tmp):
         "server:",                                            # 1
         '  listen: "127.0.0.1:0"',                            # 2
         "store:",                                             # 3
-        f'  url: "sqlite:{tmp}/signoff.db"',                  # 4
+        f'  url: "{store_url(tmp)}"',                         # 4
         "audit:",                                             # 5
         f'  signing_key_file: "{tmp}/audit.key"',             # 6
         "auth:",                                              # 7

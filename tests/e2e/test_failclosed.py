@@ -1,17 +1,72 @@
-"""Fail closed: when the store cannot record a change, nothing changes and nothing runs."""
-import sqlite3
+"""Fail closed: when the store cannot record a change, nothing changes and nothing runs.
 
-from conftest import expect_error, ok
+The store is made unable to write by another client holding its write lock: under SQLite a
+connection in BEGIN EXCLUSIVE, under PostgreSQL a session holding every table of the daemon's
+database in EXCLUSIVE mode (reads go on, writes wait). Either way the daemon gives up after
+300 ms (SQLite's busy_timeout_ms, PostgreSQL's lock_timeout)."""
+import sqlite3
+import threading
+
+import pytest
+
+from conftest import POSTGRES, expect_error, new_database, ok, store_server, store_sql
+
+LOCK_WAIT = 300  # ms the daemon waits for a lock before it gives up
+LOCK_TAKE_TIMEOUT = 30  # s for the test's own client to take the lock
 
 
 def locked_daemon(start_daemon, tmp_path):
-    db = tmp_path / "locked.db"
+    """A daemon whose store gives up on a held lock after LOCK_WAIT: (daemon, its store)."""
+    if POSTGRES:
+        db = new_database()
+        url = (store_server().url(db) +
+               f"?options=-c%20lock_timeout%3D{LOCK_WAIT}%20-c%20statement_timeout%3D30000")
+    else:
+        db = tmp_path / "locked.db"
+        url = f"sqlite:{db}?busy_timeout_ms={LOCK_WAIT}"
     d = start_daemon(policy={"approvers": {"group": "sre", "count": 1}},
-                     extra={"store": {"url": f"sqlite:{db}?busy_timeout_ms=300"}})
+                     extra={"store": {"url": url}})
     return d, db
 
 
+class PgWriteLock:
+    """A psql session holding every table of `db` in EXCLUSIVE mode, until rollback()."""
+
+    def __init__(self, db):
+        pg = store_server()
+        tables = pg.psql(db, "SELECT string_agg(format('%I', tablename), ', ' ORDER BY tablename) "
+                             "FROM pg_tables WHERE schemaname = 'public'").strip()
+        assert "audit_events" in tables and "requests" in tables, tables
+        self.proc = pg.psql_process(db)
+        self.proc.stdin.write(f"BEGIN;\nLOCK TABLE {tables} IN EXCLUSIVE MODE;\n\\echo locked\n")
+        self.proc.stdin.flush()
+        line = []
+        reader = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()),
+                                  daemon=True)
+        reader.start()
+        reader.join(LOCK_TAKE_TIMEOUT)
+        if not line or line[0].strip() != "locked":
+            err = self.close()
+            pytest.fail(f"psql did not take the lock within {LOCK_TAKE_TIMEOUT}s: {line} {err}")
+
+    def rollback(self):
+        self.proc.stdin.write("ROLLBACK;\n")
+        self.proc.stdin.flush()
+
+    def close(self):
+        """End the session (its transaction, if still open, is rolled back); its stderr."""
+        try:
+            _, err = self.proc.communicate("\\q\n" if self.proc.poll() is None else None,
+                                           timeout=30)
+        except Exception:
+            self.proc.kill()
+            _, err = self.proc.communicate(timeout=30)
+        return (err or "")[-2000:]
+
+
 def hold_write_lock(db):
+    if POSTGRES:
+        return PgWriteLock(db)
     conn = sqlite3.connect(str(db), isolation_level=None, timeout=10)
     conn.execute("BEGIN EXCLUSIVE")
     return conn
@@ -67,10 +122,7 @@ def test_a_damaged_audit_log_refuses_every_change(start_daemon):
     first = bot.submit()
     bot.submit()
     assert d.stop() == 0
-    db = sqlite3.connect(str(d.workdir / "signoff.db"))
-    db.execute("DELETE FROM audit_events WHERE seq = 2")
-    db.commit()
-    db.close()
+    store_sql(d.workdir, "DELETE FROM audit_events WHERE seq = 2")
     d.start()
     # No audit, no change: nothing new can be recorded on a log that does not hold together.
     expect_error(bot.submit_raw(), 503, "audit_damaged")

@@ -14,8 +14,8 @@ import subprocess
 
 import pytest
 
-from conftest import (Client, Daemon, digest_of, error_of, new_token, ok, sha256_hex, REPO,
-                      SIGNOFF)
+from conftest import (Client, Daemon, digest_of, error_of, new_token, ok, sha256_hex, store_url,
+                      REPO, SIGNOFF)
 
 POLICIES = REPO / "packaging" / "policies"
 CONFIG = POLICIES / "signoff.yaml"
@@ -122,7 +122,8 @@ class ExampleDaemon:
 
         text = re.sub(r'id: ([A-Za-z0-9_.@-]+),.*token_sha256: "([0-9a-f]{64})"', fresh, text)
         text = text.replace('listen: "127.0.0.1:8700"', 'listen: "127.0.0.1:0"')
-        text = text.replace('"sqlite:var/signoff.db"', f'"sqlite:{workdir}/signoff.db"')
+        assert '"sqlite:var/signoff.db"' in text, "the example's store.url is not where it was"
+        text = text.replace('"sqlite:var/signoff.db"', f'"{store_url(workdir)}"')
         text = text.replace('"var/audit.key"', f'"{workdir}/audit.key"')
         workdir.mkdir(parents=True, exist_ok=True)
         for f in POLICIES.glob("*.yaml"):
