@@ -647,10 +647,6 @@ so_server_stop(so_server_t *srv)
 	pthread_cond_destroy(&srv->sweep_cond);
 	if (srv->policy)
 		policy_release(srv->policy);
-	if (srv->replays) {
-		pthread_mutex_destroy(&srv->replays->lock);
-		free(srv->replays);
-	}
 	teams_free(srv);
 	pthread_mutex_destroy(&srv->policy_lock);
 	pthread_mutex_destroy(&srv->reload_lock);

@@ -201,18 +201,9 @@ struct so_server {
 	int64_t last_archive_check;  /* monotonic ms; sweeper thread only */
 	int audit_damaged;           /* set at start: changes are refused (fail closed) */
 	so_notifier_t *notifier;     /* borrowed; NULL when nothing is configured */
-	struct slack_replays *replays; /* Slack signatures seen lately (slack.c) */
 	struct so_jwks *teams_keys;    /* Bot Framework signing keys (teams.c), made on first use */
 };
 
-struct slack_replays {
-	pthread_mutex_t lock;
-	struct {
-		char sig[72];
-		int64_t at;
-	} slot[8192];
-	size_t next;
-};
 
 enum conn_state { CONN_NEW, CONN_SUSPENDED, CONN_READY };
 

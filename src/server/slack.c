@@ -16,40 +16,20 @@
 #include "common/log.h"
 #include "server/internal.h"
 
-#define REPLAY_SLOTS (sizeof(((struct slack_replays *)0)->slot) / sizeof(((struct slack_replays *)0)->slot[0]))
 #define REPLAY_WINDOW_S 600
 
-static struct slack_replays *
-replays(so_server_t *srv)
-{
-	/* made on first use; the server frees it */
-	static pthread_mutex_t once = PTHREAD_MUTEX_INITIALIZER;
-	pthread_mutex_lock(&once);
-	if (!srv->replays && (srv->replays = calloc(1, sizeof(*srv->replays))))
-		pthread_mutex_init(&srv->replays->lock, NULL);
-	pthread_mutex_unlock(&once);
-	return srv->replays;
-}
-
-/* 1 when `sig` was seen in the last 10 minutes (and remember it either way). */
+/*
+ * Whether `sig` was used in the last 10 minutes (and remember it either way), in the store,
+ * so a click accepted by one node is a replay on every other. SO_ESTORE when the store
+ * cannot say.
+ */
 static int
-seen_before(so_server_t *srv, const char *sig, int64_t now)
+seen_before(so_server_t *srv, const char *sig, int64_t now, int *seen)
 {
-	struct slack_replays *r = replays(srv);
-	if (!r)
-		return 1; /* cannot tell: refuse */
-	int seen = 0;
-	pthread_mutex_lock(&r->lock);
-	for (size_t i = 0; i < REPLAY_SLOTS && !seen; i++)
-		seen = r->slot[i].at && now - r->slot[i].at < REPLAY_WINDOW_S &&
-		       !strcmp(r->slot[i].sig, sig);
-	if (!seen) {
-		snprintf(r->slot[r->next].sig, sizeof(r->slot[r->next].sig), "%s", sig);
-		r->slot[r->next].at = now;
-		r->next = (r->next + 1) % REPLAY_SLOTS;
-	}
-	pthread_mutex_unlock(&r->lock);
-	return seen;
+	so_store_t *s = readers_take(&srv->readers);
+	int rc = s->ops->signature_seen(s, sig, now * 1000, (now + REPLAY_WINDOW_S) * 1000, seen);
+	readers_give(&srv->readers, s);
+	return rc;
 }
 
 /* The value of `key` in an application/x-www-form-urlencoded body, decoded (malloc'd). */
@@ -162,7 +142,12 @@ h_slack_interactions(struct conn *c, struct MHD_Connection *mc)
 		reply_error(c, 401, "unauthorized", "Slack signature: %s", why);
 		return;
 	}
-	if (seen_before(srv, sig, now)) {
+	int seen = 1;
+	if (seen_before(srv, sig, now, &seen)) {
+		reply_error(c, 503, "unavailable", "cannot check the Slack signature for replay now");
+		return;
+	}
+	if (seen) {
 		so_warn("slack: refused a replayed interaction");
 		reply_error(c, 401, "unauthorized", "Slack signature: seen before (replay)");
 		return;

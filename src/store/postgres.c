@@ -69,7 +69,7 @@ enum stmt_id {
 	ST_CP_GET_ABOVE, ST_AUDIT_FOR_REQUEST, ST_BASE_GET, ST_BASE_SET, ST_PRUNE_EVENTS,
 	ST_PRUNE_CPS, ST_OB_INSERT, ST_OB_DUE, ST_OB_WAITING, ST_OB_SETTLE, ST_CM_INSERT, ST_CM_LIST,
 	ST_BL_GET, ST_BL_PUT, ST_SS_PUT, ST_SS_PRUNE, ST_SS_GET, ST_SS_TAKE, ST_SS_DELETE,
-	ST_WRITE_LOCK, ST_OB_CLAIM, ST_ANNOUNCE, ST_LISTEN, ST__COUNT
+	ST_SIG_PRUNE, ST_SIG_NOTE, ST_WRITE_LOCK, ST_OB_CLAIM, ST_ANNOUNCE, ST_LISTEN, ST__COUNT
 };
 
 #define REQ_LIST_SQL(where, limit)                                                         \
@@ -146,6 +146,9 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_SS_TAKE] = "DELETE FROM sessions WHERE hash = $1 AND kind = 'link' AND expires_at > $2 "
 	               "RETURNING principal",
 	[ST_SS_DELETE] = "DELETE FROM sessions WHERE hash = $1 AND kind = 'session'",
+	[ST_SIG_PRUNE] = "DELETE FROM signatures_seen WHERE expires_at <= $1",
+	[ST_SIG_NOTE] = "INSERT INTO signatures_seen(sig, expires_at) VALUES ($1, $2) "
+	                "ON CONFLICT DO NOTHING",
 	[ST_OB_CLAIM] = "UPDATE outbox SET next_at = $3 WHERE id = $1 AND state = 'pending' AND "
 	                "next_at <= $2",
 	[ST_WRITE_LOCK] = "SELECT pg_advisory_xact_lock(" WRITE_LOCK_KEY ")",
@@ -275,6 +278,11 @@ static const char *const migrations[] = {
 	"  expires_at BIGINT NOT NULL,"
 	"  created_at BIGINT NOT NULL);"
 	"CREATE INDEX sessions_expiry ON sessions(expires_at);",
+	/* 9: chat request signatures already used (replays are refused on every node). */
+	"CREATE TABLE signatures_seen ("
+	"  sig TEXT PRIMARY KEY,"
+	"  expires_at BIGINT NOT NULL);"
+	"CREATE INDEX signatures_seen_expiry ON signatures_seen(expires_at);",
 };
 
 typedef struct pg_store {
@@ -1291,6 +1299,21 @@ pgs_session_delete(so_store_t *st, const char *hash)
 	return command(S(st), ST_SS_DELETE, &p, NULL);
 }
 
+static int
+pgs_signature_seen(so_store_t *st, const char *sig, int64_t now, int64_t until, int *seen)
+{
+	struct params prune = {0}, p = {0};
+	long added = 0;
+	*seen = 1; /* until known otherwise: a replay is refused */
+	p_i64(&prune, now);
+	p_text(&p, sig);
+	p_i64(&p, until);
+	int rc = command(S(st), ST_SIG_PRUNE, &prune, NULL);
+	if (rc == SO_OK && (rc = command(S(st), ST_SIG_NOTE, &p, &added)) == SO_OK)
+		*seen = added == 0;
+	return rc;
+}
+
 /* ---- nodes telling each other (LISTEN/NOTIFY) ---- */
 
 static int
@@ -1551,6 +1574,7 @@ fail:
 		.session_get = pgs_session_get,                                                    \
 		.session_take = pgs_session_take,                                                  \
 		.session_delete = pgs_session_delete,                                              \
+		.signature_seen = pgs_signature_seen,                                              \
 		.announce = pgs_announce,                                                          \
 		.listen = pgs_listen,                                                              \
 		.next_announcement = pgs_next_announcement,                                        \

@@ -25,7 +25,7 @@ enum stmt_id {
 	ST_CP_GET_ABOVE, ST_AUDIT_FOR_REQUEST, ST_BASE_GET, ST_BASE_SET, ST_PRUNE_EVENTS,
 	ST_PRUNE_CPS, ST_OB_INSERT, ST_OB_DUE, ST_OB_WAITING, ST_OB_SETTLE, ST_CM_INSERT, ST_CM_LIST,
 	ST_BL_GET, ST_BL_PUT, ST_SS_PUT, ST_SS_PRUNE, ST_SS_GET, ST_SS_TAKE, ST_SS_DELETE,
-	ST__COUNT
+	ST_SIG_PRUNE, ST_SIG_NOTE, ST__COUNT
 };
 
 static const char *const stmt_sql[ST__COUNT] = {
@@ -96,6 +96,8 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_SS_TAKE] = "DELETE FROM sessions WHERE hash = ?1 AND kind = 'link' AND expires_at > ?2 "
 	               "RETURNING principal",
 	[ST_SS_DELETE] = "DELETE FROM sessions WHERE hash = ?1 AND kind = 'session'",
+	[ST_SIG_PRUNE] = "DELETE FROM signatures_seen WHERE expires_at <= ?1",
+	[ST_SIG_NOTE] = "INSERT OR IGNORE INTO signatures_seen(sig, expires_at) VALUES (?1, ?2)",
 	[ST_CP_INSERT] = "INSERT INTO checkpoints(size, at, key_id, root, signature) "
 	                 "VALUES (?1, ?2, ?3, ?4, ?5)",
 	[ST_CP_LATEST] = "SELECT size, at, key_id, root, signature FROM checkpoints "
@@ -204,6 +206,11 @@ static const char *const migrations[] = {
 	"  expires_at INTEGER NOT NULL,"
 	"  created_at INTEGER NOT NULL);"
 	"CREATE INDEX sessions_expiry ON sessions(expires_at);",
+	/* 9: chat request signatures already used (replays are refused on every node). */
+	"CREATE TABLE signatures_seen ("
+	"  sig TEXT PRIMARY KEY,"
+	"  expires_at INTEGER NOT NULL);"
+	"CREATE INDEX signatures_seen_expiry ON signatures_seen(expires_at);",
 };
 
 typedef struct sqlite_store {
@@ -1136,6 +1143,25 @@ sq_session_delete(so_store_t *st, const char *hash)
 }
 
 static int
+sq_signature_seen(so_store_t *st, const char *sig, int64_t now, int64_t until, int *seen)
+{
+	sqlite_store_t *s = S(st);
+	sqlite3_stmt *prune = prep(s, ST_SIG_PRUNE), *p = prep(s, ST_SIG_NOTE);
+	*seen = 1; /* until known otherwise: a replay is refused */
+	if (!prune || !p)
+		return SO_ESTORE;
+	sqlite3_bind_int64(prune, 1, now);
+	int rc = step_done(s, prune);
+	if (rc)
+		return rc;
+	sqlite3_bind_text(p, 1, sig, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(p, 2, until);
+	if ((rc = step_done(s, p)) == SO_OK)
+		*seen = sqlite3_changes(s->db) == 0;
+	return rc;
+}
+
+static int
 sq_baseline_put(so_store_t *st, const char *principal, const char *doc, int64_t now)
 {
 	sqlite_store_t *s = S(st);
@@ -1309,4 +1335,5 @@ const so_store_ops_t so_store_sqlite_ops = {
 	.session_get = sq_session_get,
 	.session_take = sq_session_take,
 	.session_delete = sq_session_delete,
+	.signature_seen = sq_signature_seen,
 };

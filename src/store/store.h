@@ -189,6 +189,13 @@ typedef struct so_store_ops {
 	/** End a session (nothing when there is none). */
 	int (*session_delete)(so_store_t *s, const char *hash);
 
+	/**
+	 * Remember a chat signature until `until`: `*seen` is 1 when it was already remembered
+	 * (a replay), 0 when this is its first use. Of two at once, one is first. Signatures
+	 * whose time is up are forgotten on the way. Runs on its own, outside any transaction.
+	 */
+	int (*signature_seen)(so_store_t *s, const char *sig, int64_t now, int64_t until, int *seen);
+
 	/*
 	 * For stores several nodes share (NULL in a backend only one process uses): each write
 	 * transaction is serialized with every other node's (begin takes the lock), and nodes

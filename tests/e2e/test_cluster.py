@@ -1199,9 +1199,6 @@ def test_a_console_session_from_one_node_works_on_the_others_until_signed_out(st
 # Slack clicks.
 
 
-@pytest.mark.xfail(reason="the memory of Slack signatures already seen is per node "
-                          "(docs/deploy.md, 'What is per node'): another node takes a replay "
-                          "within the 5-minute window; reported, not yet solved", strict=False)
 def test_a_slack_click_accepted_by_one_node_is_refused_as_a_replay_by_the_others(
         start_cluster, tmp_path, fakes):
     slack, _ = fakes

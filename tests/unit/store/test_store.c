@@ -23,7 +23,7 @@
 #include "store/store.h"
 
 /* The schema version this signoffd writes (the migrations in src/store/sqlite.c, postgres.c). */
-#define SCHEMA_VERSION 8
+#define SCHEMA_VERSION 9
 #define ZEROS "0000000000000000000000000000000000000000000000000000000000000000"
 /* Stores opened at once by the migration race test. */
 #define RACERS 4
@@ -1152,6 +1152,26 @@ test_links_are_taken_once(void **state)
 }
 
 static void
+test_a_signature_is_new_once_until_its_time_is_up(void **state)
+{
+	struct fx *f = *state;
+	const so_store_ops_t *ops = f->s->ops;
+	int seen = -1;
+	assert_int_equal(ops->signature_seen(f->s, "v0=aa", NOW, NOW + 600, &seen), SO_OK);
+	assert_int_equal(seen, 0);
+	assert_int_equal(ops->signature_seen(f->s, "v0=aa", NOW + 1, NOW + 601, &seen), SO_OK);
+	assert_int_equal(seen, 1); /* a replay */
+	assert_int_equal(ops->signature_seen(f->s, "v0=bb", NOW + 1, NOW + 601, &seen), SO_OK);
+	assert_int_equal(seen, 0);
+	/* at its expiry it is forgotten, and counts as new again (its timestamp is stale by
+	 * then, so the signature check refuses it first) */
+	assert_int_equal(ops->signature_seen(f->s, "v0=aa", NOW + 600, NOW + 1200, &seen), SO_OK);
+	assert_int_equal(seen, 0);
+	assert_int_equal(ops->signature_seen(f->s, "v0=bb", NOW + 600, NOW + 1200, &seen), SO_OK);
+	assert_int_equal(seen, 1);
+}
+
+static void
 test_session_delete_ends_that_session_only(void **state)
 {
 	struct fx *f = *state;
@@ -1835,6 +1855,7 @@ main(void)
 		T(test_sessions_are_found_until_they_expire),
 		T(test_links_are_taken_once),
 		T(test_session_delete_ends_that_session_only),
+		T(test_a_signature_is_new_once_until_its_time_is_up),
 		T(test_session_put_drops_rows_whose_time_is_up),
 		T(test_session_same_hash_twice_is_refused),
 		T(test_session_principal_longer_than_the_buffer_is_cut),
