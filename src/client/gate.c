@@ -213,7 +213,7 @@ get_again(so_client_t *c, const char *id, int poll, long deadline, json_t **next
           so_client_error_t *err)
 {
 	so_client_error_t local;
-	long failing_since = now_seconds();
+	long failing_since = 0;
 	long pause_ms = RETRY_FIRST_MS;
 	int rc;
 
@@ -222,6 +222,8 @@ get_again(so_client_t *c, const char *id, int poll, long deadline, json_t **next
 		if (rc == SO_CLIENT_OK || !retryable(rc, &local))
 			break;
 		long now = now_seconds();
+		if (failing_since == 0)
+			failing_since = now; /* a long-poll may fail late: the window starts here */
 		if (now - failing_since >= RETRY_SECONDS || (deadline != 0 && now >= deadline))
 			break;
 		struct timespec ts = {pause_ms / 1000, (pause_ms % 1000) * 1000000L};
@@ -280,7 +282,7 @@ so_client_wait(so_client_t *c, const char *id, long timeout_seconds,
 
 	if (out != NULL)
 		*out = NULL;
-	rc = so_client_get(c, id, 0, &request, err);
+	rc = get_again(c, id, 0, deadline, &request, err);
 	if (rc == SO_CLIENT_OK)
 		rc = follow(c, &request, deadline, on_update, arg, err);
 	return hand_over(rc, request, out);

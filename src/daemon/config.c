@@ -221,8 +221,8 @@ static const so_cfg_key_t config_table[] = {
 	{"audit", "checkpoint_every", SO_CFG_INT, OFF(checkpoint_every), "1000", 1, 10000000, NULL,
 	 NULL, NULL, "sign a checkpoint once this many events are unsigned"},
 	{"audit", "checkpoint_interval", SO_CFG_DURATION, OFF(checkpoint_interval), "60s", 1, 86400,
-	 NULL, NULL, NULL, "or once this long has passed since the last checkpoint with events unsigned (and at "
-	 "shutdown)"},
+	 NULL, NULL, NULL, "or once this long has passed since the last checkpoint with events "
+	 "unsigned (and at shutdown)"},
 	{"audit", "retention", SO_CFG_DURATION, OFF(retention), "400d", 90 * 86400, 36500LL * 86400,
 	 NULL, NULL, NULL, "events older than this (at least 90d) move to archive files that "
 	 "verify on their own; what stays online still verifies"},
@@ -295,13 +295,12 @@ so_config_print_help(FILE *out)
 	so_cfg_print_help(config_table, out);
 }
 
-/* Cross-key checks that the table cannot express. */
 /* server.trusted_proxies: "10.0.0.5, 10.0.0.6" into cfg->trusted_proxy. */
 static int
 parse_proxies(so_config_t *cfg, const char *name, char *err, size_t errlen)
 {
 	cfg->ntrusted_proxies = 0;
-	for (const char *p = cfg->trusted_proxies; p && *p;) {
+	for (const char *p = cfg->trusted_proxies; p;) {
 		char addr[64];
 		size_t len = strcspn(p, ",");
 		const char *end = p + len;
@@ -328,11 +327,12 @@ parse_proxies(so_config_t *cfg, const char *name, char *err, size_t errlen)
 			return -1;
 		}
 		cfg->trusted_proxy[cfg->ntrusted_proxies++] = in.s_addr;
-		p = *end ? end + 1 : end;
+		p = *end ? end + 1 : NULL; /* after a last comma comes an empty entry: refused */
 	}
 	return 0;
 }
 
+/* Cross-key checks that the table cannot express. */
 static int
 check(so_config_t *cfg, const char *name, char *err, size_t errlen)
 {

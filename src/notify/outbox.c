@@ -18,9 +18,10 @@
 #define BATCH 32
 #define IDLE_WAIT_MS 1000
 #define BASE_DELAY_MS 500
-/* With several nodes on one store, a row taken for delivery is not due again for this long:
- * longer than any delivery takes (two calls of TIMEOUT_MS at most), so one node sends it. A
- * node that dies holding a row leaves it to the others after the lease. */
+/* With several nodes on one store, a row taken for delivery is not due again for this long,
+ * so one node sends it: longer than a delivery takes (a post is one or two calls of 10 s at
+ * most; an update, one call per message it edits, so one with many messages that all time
+ * out can outlast it). A node that dies holding a row leaves it to the others after it. */
 #define CLAIM_LEASE_MS (60 * 1000)
 
 /* Channels, by the name stored in outbox rows. */
@@ -239,7 +240,8 @@ so_notify_ephemeral_sealed(so_notifier_t *n, so_store_t *s, const char *where, c
 	randombytes_buf(box, crypto_secretbox_NONCEBYTES);
 	crypto_secretbox_easy(box + crypto_secretbox_NONCEBYTES, (const unsigned char *)text, len,
 	                      box, n->seal_key);
-	sodium_bin2hex(hex, sizeof(hex), box, crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + len);
+	sodium_bin2hex(hex, sizeof(hex), box,
+	               crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + len);
 	rc = queue(s, NULL, "slack", "ephemeral", where,
 	           json_pack("{s:s, s:s}", "user", user, "sealed", hex), now);
 	sodium_memzero(box, sizeof(box));

@@ -101,10 +101,11 @@ struct prune_job {
 	char sha[65];
 	int64_t from, to;
 	so_audit_base_t base;
+	int overtaken; /* another node archived meanwhile: nothing was recorded */
 };
 
 /* In the writer (on a shared store, with no other node writing): record the archive and
- * prune, unless another node archived meanwhile (SO_ECONFLICT: then this file is not used). */
+ * prune, unless another node archived meanwhile. */
 static int
 op_prune(so_store_t *s, void *arg)
 {
@@ -115,8 +116,8 @@ op_prune(so_store_t *s, void *arg)
 		now_base.seq = 0;
 	else if (rc)
 		return rc;
-	if (now_base.seq != pj->from - 1)
-		return SO_ECONFLICT;
+	if ((pj->overtaken = now_base.seq != pj->from - 1))
+		return SO_OK;
 	rc = so_audit_append(s, "audit.archived", NULL, NULL,
 	                         json_pack("{s:I, s:I, s:s, s:s}", "from_seq", (json_int_t)pj->from,
 	                                   "to_seq", (json_int_t)pj->to, "file", pj->file, "sha256",
@@ -271,8 +272,8 @@ audit_archive_maybe(so_server_t *srv)
 	sodium_bin2hex(pj.sha, sizeof(pj.sha), md, sizeof(md));
 	/* link, not rename: a different file for the same range (another node's) is never
 	 * replaced; the same bytes (left by a run that stopped before its prune) are used. */
-	int made = link(tmp, path) == 0, link_errno = errno;
-	if (!made && (link_errno != EEXIST || !same_content(path, md))) {
+	int link_errno = link(tmp, path) ? errno : 0;
+	if (link_errno && (link_errno != EEXIST || !same_content(path, md))) {
 		errno = link_errno;
 		if (link_errno == EEXIST)
 			so_warn("audit: %s exists with other content; nothing was pruned", path);
@@ -309,10 +310,11 @@ audit_archive_maybe(so_server_t *srv)
 		so_error("audit: no known key signed checkpoint %" PRId64 "; nothing was pruned", to);
 		goto out;
 	}
-	if ((rc = so_writer_run(srv->writer, op_prune, &pj)) == SO_ECONFLICT) {
-		so_info("audit: another node archived events meanwhile; %s is not used", path);
-		if (made)
-			unlink(path);
+	rc = so_writer_run(srv->writer, op_prune, &pj);
+	if (rc == SO_OK && pj.overtaken) {
+		/* The file stays: with a shared directory another node's record may name these
+		 * very bytes, and a file of its own verifies alone anyway. */
+		so_info("audit: another node archived events meanwhile; this run recorded nothing");
 		goto out;
 	}
 	if (rc) {

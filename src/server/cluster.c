@@ -11,6 +11,7 @@
  * Owns: the listening connection and its thread. Nothing starts for a store only one process
  * uses (SQLite): there the writer's own wake-ups are all there is.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,54 +159,63 @@ int
 cluster_start(so_server_t *srv, struct cluster **out, char *err, size_t errlen)
 {
 	unsigned char rnd[6];
+	so_store_t *conn = NULL;
+	struct cluster *cl = NULL;
+	int rc;
+
 	randombytes_buf(rnd, sizeof(rnd));
 	sodium_bin2hex(srv->node, sizeof(srv->node), rnd, sizeof(rnd));
 	*out = NULL;
-	so_store_t *conn = NULL;
-	int rc = so_store_open(srv->cfg->store_url, &conn, err, errlen);
-	if (rc)
+	if ((rc = so_store_open(srv->cfg->store_url, &conn, err, errlen)))
 		return rc;
 	if (!conn->ops->listen) {
 		so_store_close(conn); /* one process owns this store: nothing to hear */
 		return SO_OK;
 	}
-	struct cluster *cl = calloc(1, sizeof(*cl));
-	if (!cl) {
-		so_store_close(conn);
-		return SO_ENOMEM;
+	rc = SO_ENOMEM;
+	if (!(cl = calloc(1, sizeof(*cl)))) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
 	}
 	cl->srv = srv;
 	cl->conn = conn;
-	if (pipe2(cl->wake, O_CLOEXEC | O_NONBLOCK)) {
-		so_store_close(conn);
-		free(cl);
-		return SO_EIO;
-	}
+	cl->wake[0] = cl->wake[1] = -1;
 	pthread_mutex_init(&cl->lock, NULL);
 	pthread_condattr_t attr;
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&cl->stop_cond, &attr);
 	pthread_condattr_destroy(&attr);
+	if (pipe2(cl->wake, O_CLOEXEC | O_NONBLOCK)) {
+		rc = SO_EIO;
+		snprintf(err, errlen, "cannot make the cluster listener's pipe: %s", strerror(errno));
+		goto fail;
+	}
 	if ((rc = conn->ops->listen(conn))) {
 		snprintf(err, errlen, "cannot listen for other nodes' changes: %s", so_strerror(rc));
-	} else if (pthread_create(&cl->thread, NULL, listener_main, cl)) {
+		goto fail;
+	}
+	if (pthread_create(&cl->thread, NULL, listener_main, cl)) {
 		rc = SO_ENOMEM;
 		snprintf(err, errlen, "cannot start the cluster listener thread");
-	}
-	if (rc) {
-		pthread_mutex_destroy(&cl->lock);
-		pthread_cond_destroy(&cl->stop_cond);
-		close(cl->wake[0]);
-		close(cl->wake[1]);
-		so_store_close(conn);
-		free(cl);
-		return rc;
+		goto fail;
 	}
 	so_info("cluster: node %s; the store is shared: other nodes' changes wake waiters here",
 	        srv->node);
 	*out = cl;
 	return SO_OK;
+fail:
+	if (cl) {
+		if (cl->wake[0] >= 0) {
+			close(cl->wake[0]);
+			close(cl->wake[1]);
+		}
+		pthread_mutex_destroy(&cl->lock);
+		pthread_cond_destroy(&cl->stop_cond);
+		free(cl);
+	}
+	so_store_close(conn);
+	return rc;
 }
 
 void

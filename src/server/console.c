@@ -9,12 +9,13 @@
  * Failed sign-ins are audited and limited per client address (per node).
  *
  * Owns: the failure counters, under one lock. Cookies are 32 random bytes in hex; the CSRF
- * token is a keyed hash of the cookie.
+ * token is a hash of the cookie (the cookie is its key), stored nowhere.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <sodium.h>
 
@@ -81,7 +82,8 @@ hash_hex(const char *secret, char out[65])
 }
 
 /*
- * A session's CSRF token: a keyed hash of its cookie, so no node stores it, every node can
+ * A session's CSRF token: a hash of its cookie (BLAKE2b keyed with the cookie over a fixed
+ * label): one-way, so it reveals nothing of the cookie; no node stores it, every node can
  * check it, and only a holder of the cookie (our page, which was given it) can know it.
  */
 static void
@@ -113,10 +115,21 @@ session_link_new(so_store_t *s, const so_principal_t *who, char token[65])
 
 /* ---- failed sign-ins ---- */
 
+/* Keep the last X-Forwarded-For line: a proxy may add its own line after the client's. */
+static enum MHD_Result
+last_forwarded_for(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	(void)kind;
+	if (value && !strcasecmp(key, "X-Forwarded-For"))
+		*(const char **)cls = value;
+	return MHD_YES;
+}
+
 /*
  * The caller's address: the peer's, or, when the peer is one of server.trusted_proxies, the
- * last address in X-Forwarded-For (the one that proxy added; earlier ones the client could
- * have written itself). A header that does not end in an address leaves the proxy's.
+ * last address of the last X-Forwarded-For line (the one that proxy added; earlier ones the
+ * client could have written itself). A header that does not end in an address leaves the
+ * proxy's.
  */
 static void
 client_address(const so_server_t *srv, struct MHD_Connection *mc, char out[48])
@@ -135,9 +148,9 @@ client_address(const so_server_t *srv, struct MHD_Connection *mc, char out[48])
 	} else if (sa && sa->sa_family == AF_INET6) {
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, 48);
 	}
-	const char *xff = trusted ? MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
-	                                                          "X-Forwarded-For")
-	                          : NULL;
+	const char *xff = NULL;
+	if (trusted)
+		MHD_get_connection_values(mc, MHD_HEADER_KIND, last_forwarded_for, &xff);
 	if (!xff)
 		return;
 	const char *last = strrchr(xff, ',');

@@ -26,6 +26,10 @@
 #include "common/log.h"
 #include "store/store.h"
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define SESSIONS_CAP STR(SO_SESSIONS_PER_PRINCIPAL)
+
 /* The key of pg_advisory_xact_lock() that migrations run under: "signoff" in ASCII. */
 #define MIGRATION_LOCK_KEY "32496487014361958"
 /*
@@ -69,14 +73,16 @@ enum stmt_id {
 	ST_CP_GET_ABOVE, ST_AUDIT_FOR_REQUEST, ST_BASE_GET, ST_BASE_SET, ST_PRUNE_EVENTS,
 	ST_PRUNE_CPS, ST_OB_INSERT, ST_OB_DUE, ST_OB_WAITING, ST_OB_SETTLE, ST_CM_INSERT, ST_CM_LIST,
 	ST_BL_GET, ST_BL_PUT, ST_SS_PUT, ST_SS_PRUNE, ST_SS_GET, ST_SS_TAKE, ST_SS_DELETE,
-	ST_SIG_PRUNE, ST_SIG_NOTE, ST_WRITE_LOCK, ST_OB_CLAIM, ST_ANNOUNCE, ST_LISTEN, ST__COUNT
+	ST_SS_CAP, ST_SIG_PRUNE, ST_SIG_NOTE, ST_WRITE_LOCK, ST_OB_CLAIM, ST_ANNOUNCE, ST_LISTEN, ST__COUNT
 };
 
 #define REQ_LIST_SQL(where, limit)                                                         \
 	"SELECT doc FROM requests " where " ORDER BY created_at DESC, id DESC LIMIT " limit
 
 static const char *const stmt_sql[ST__COUNT] = {
-	[ST_BEGIN] = "BEGIN",
+	/* The write lock is what makes each write see the last one: that needs a snapshot per
+	 * statement, whatever default_transaction_isolation the database or role sets. */
+	[ST_BEGIN] = "BEGIN ISOLATION LEVEL READ COMMITTED",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_SAVEPOINT] = "SAVEPOINT job",
@@ -146,6 +152,10 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_SS_TAKE] = "DELETE FROM sessions WHERE hash = $1 AND kind = 'link' AND expires_at > $2 "
 	               "RETURNING principal",
 	[ST_SS_DELETE] = "DELETE FROM sessions WHERE hash = $1 AND kind = 'session'",
+	/* the principal's newest SO_SESSIONS_PER_PRINCIPAL of a kind stay */
+	[ST_SS_CAP] = "DELETE FROM sessions WHERE principal = $1 AND kind = $2 AND hash NOT IN "
+	              "(SELECT hash FROM sessions WHERE principal = $1 AND kind = $2 "
+	              "ORDER BY expires_at DESC, hash LIMIT " SESSIONS_CAP ")",
 	[ST_SIG_PRUNE] = "DELETE FROM signatures_seen WHERE expires_at <= $1",
 	[ST_SIG_NOTE] = "INSERT INTO signatures_seen(sig, expires_at) VALUES ($1, $2) "
 	                "ON CONFLICT DO NOTHING",
@@ -1232,8 +1242,6 @@ pgs_baseline_put(so_store_t *st, const char *principal, const char *doc, int64_t
 	return command(S(st), ST_BL_PUT, &p, NULL);
 }
 
-/* ---- open, migrations, close ---- */
-
 /* ---- console sessions ---- */
 
 static int
@@ -1247,8 +1255,13 @@ pgs_session_put(so_store_t *st, const char *hash, const char *kind, const char *
 	p_text(&p, principal);
 	p_i64(&p, expires_at);
 	p_i64(&p, now);
+	struct params cap = {0};
+	p_text(&cap, principal);
+	p_text(&cap, kind);
 	int rc = command(S(st), ST_SS_PRUNE, &prune, NULL);
-	return rc ? rc : command(S(st), ST_SS_PUT, &p, NULL);
+	if (rc == SO_OK)
+		rc = command(S(st), ST_SS_PUT, &p, NULL);
+	return rc ? rc : command(S(st), ST_SS_CAP, &cap, NULL);
 }
 
 /* Run `id` for at most one row: its first column as text into `out` (and the second as a
@@ -1375,6 +1388,8 @@ pgs_next_announcement(so_store_t *st, int timeout_ms, int wake_fd, char *payload
 		}
 	}
 }
+
+/* ---- open, migrations, close ---- */
 
 static void
 pgs_close(so_store_t *st)

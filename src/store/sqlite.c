@@ -15,6 +15,10 @@
 #include "common/log.h"
 #include "store/store.h"
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define SESSIONS_CAP STR(SO_SESSIONS_PER_PRINCIPAL)
+
 #define BUSY_TIMEOUT_MS 10000
 
 enum stmt_id {
@@ -25,7 +29,7 @@ enum stmt_id {
 	ST_CP_GET_ABOVE, ST_AUDIT_FOR_REQUEST, ST_BASE_GET, ST_BASE_SET, ST_PRUNE_EVENTS,
 	ST_PRUNE_CPS, ST_OB_INSERT, ST_OB_DUE, ST_OB_WAITING, ST_OB_SETTLE, ST_CM_INSERT, ST_CM_LIST,
 	ST_BL_GET, ST_BL_PUT, ST_SS_PUT, ST_SS_PRUNE, ST_SS_GET, ST_SS_TAKE, ST_SS_DELETE,
-	ST_SIG_PRUNE, ST_SIG_NOTE, ST__COUNT
+	ST_SS_CAP, ST_SIG_PRUNE, ST_SIG_NOTE, ST__COUNT
 };
 
 static const char *const stmt_sql[ST__COUNT] = {
@@ -96,6 +100,10 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_SS_TAKE] = "DELETE FROM sessions WHERE hash = ?1 AND kind = 'link' AND expires_at > ?2 "
 	               "RETURNING principal",
 	[ST_SS_DELETE] = "DELETE FROM sessions WHERE hash = ?1 AND kind = 'session'",
+	/* the principal's newest SO_SESSIONS_PER_PRINCIPAL of a kind stay */
+	[ST_SS_CAP] = "DELETE FROM sessions WHERE principal = ?1 AND kind = ?2 AND hash NOT IN "
+	              "(SELECT hash FROM sessions WHERE principal = ?1 AND kind = ?2 "
+	              "ORDER BY expires_at DESC, hash LIMIT " SESSIONS_CAP ")",
 	[ST_SIG_PRUNE] = "DELETE FROM signatures_seen WHERE expires_at <= ?1",
 	[ST_SIG_NOTE] = "INSERT OR IGNORE INTO signatures_seen(sig, expires_at) VALUES (?1, ?2)",
 	[ST_CP_INSERT] = "INSERT INTO checkpoints(size, at, key_id, root, signature) "
@@ -1083,7 +1091,14 @@ sq_session_put(so_store_t *st, const char *hash, const char *kind, const char *p
 	sqlite3_bind_text(p, 3, principal, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(p, 4, expires_at);
 	sqlite3_bind_int64(p, 5, now);
-	return step_done(s, p);
+	if ((rc = step_done(s, p)))
+		return rc;
+	sqlite3_stmt *cap = prep(s, ST_SS_CAP);
+	if (!cap)
+		return SO_ESTORE;
+	sqlite3_bind_text(cap, 1, principal, -1, SQLITE_STATIC);
+	sqlite3_bind_text(cap, 2, kind, -1, SQLITE_STATIC);
+	return step_done(s, cap);
 }
 
 /* Run `p` (bound already) for at most one row: its first column as text into `out`. */

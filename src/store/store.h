@@ -83,6 +83,9 @@ typedef struct so_store_query {
 	size_t limit;
 } so_store_query_t;
 
+/** Most console sessions (and, apart, sign-in links) one principal has at once. */
+#define SO_SESSIONS_PER_PRINCIPAL 20
+
 /** The longest announcement payload (PostgreSQL's NOTIFY takes up to 7999 bytes). */
 #define SO_ANNOUNCE_MAX 256
 
@@ -175,7 +178,8 @@ typedef struct so_store_ops {
 	 * never the secret: every node knows every session, and they outlive a restart.
 	 */
 	/** Keep a session or link (`kind` "session" or "link") for `principal` until
-	 * `expires_at`; rows whose time is up are dropped on the way. */
+	 * `expires_at`; rows whose time is up are dropped on the way, and so are the principal's
+	 * oldest of that kind past SO_SESSIONS_PER_PRINCIPAL. */
 	int (*session_put)(so_store_t *s, const char *hash, const char *kind, const char *principal,
 	                   int64_t expires_at, int64_t now);
 	/** The principal (into `principal`, `len` bytes) and end of a live session at `now`;

@@ -3,6 +3,7 @@ server.trusted_proxies naming it, the console's sign-in limit and the audit even
 client's address from the last X-Forwarded-For entry; without it, or from anyone else, the
 header is ignored (a client cannot pick the address it is counted under)."""
 
+import http.client
 import json
 
 import pytest
@@ -56,6 +57,7 @@ def test_without_trusted_proxies_the_header_is_ignored(start_daemon):
 @pytest.mark.parametrize("value,words", [
     ("10.0.0.300", "is not an IPv4 address"),
     ("10.0.0.1,,10.0.0.2", "an empty or overlong entry"),
+    ("10.0.0.1,", "an empty or overlong entry"),
     ("::1", "is not an IPv4 address"),
     (",".join(f"10.0.0.{i}" for i in range(17)), "at most 16 addresses"),
 ])
@@ -65,3 +67,24 @@ def test_bad_trusted_proxies_are_refused_by_the_config_check(tmp_path, value, wo
     lines.insert(i + 1, f'  trusted_proxies: "{value}"')
     proc, out = check(tmp_path, lines)
     assert proc.returncode != 0 and "server.trusted_proxies" in out and words in out, out
+
+
+def test_the_proxys_own_header_line_wins_over_the_clients(start_daemon):
+    """HAProxy's `option forwardfor` adds a line of its own after whatever the client sent:
+    the client's line must not be the one read."""
+    d = start_daemon(policy=CONSOLE_POLICY, server={"trusted_proxies": "127.0.0.1"})
+    host, port = d.url.split("//")[1].split(":")
+    for _ in range(LIMIT + 1):
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        body = json.dumps({"token": new_token()})
+        conn.putrequest("POST", "/v1/session")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", str(len(body)))
+        conn.putheader("X-Forwarded-For", f"198.51.100.{_}")  # the client's: a new one each time
+        conn.putheader("X-Forwarded-For", "203.0.113.9")      # the proxy's
+        conn.endheaders(body.encode())
+        status = conn.getresponse().status
+        conn.close()
+    assert status == 429, "the client's own X-Forwarded-For line escaped the sign-in limit"
+    addresses = {ev["data"]["address"] for ev in events_of(d, "session.signin_failed")}
+    assert addresses == {"203.0.113.9"}, addresses

@@ -1152,6 +1152,37 @@ test_links_are_taken_once(void **state)
 }
 
 static void
+test_a_principal_keeps_only_its_newest_sessions(void **state)
+{
+	struct fx *f = *state;
+	const so_store_ops_t *ops = f->s->ops;
+	char hash[65], principal[64];
+	int64_t expires_at;
+	const int extra = 2;
+	assert_int_equal(ops->session_put(f->s, "link-of-alice", "link", "alice", NOW + 500, NOW),
+	                 SO_OK);
+	assert_int_equal(ops->session_put(f->s, "bob-1", "session", "bob", NOW + 500, NOW), SO_OK);
+	for (int i = 0; i < SO_SESSIONS_PER_PRINCIPAL + extra; i++) {
+		snprintf(hash, sizeof(hash), "alice-%02d", i);
+		assert_int_equal(ops->session_put(f->s, hash, "session", "alice", NOW + 1000 + i, NOW),
+		                 SO_OK);
+	}
+	/* the oldest ended first; the newest are all there */
+	for (int i = 0; i < SO_SESSIONS_PER_PRINCIPAL + extra; i++) {
+		snprintf(hash, sizeof(hash), "alice-%02d", i);
+		assert_int_equal(ops->session_get(f->s, hash, NOW, principal, sizeof(principal),
+		                                  &expires_at),
+		                 i < extra ? SO_ENOTFOUND : SO_OK);
+	}
+	/* other principals and the other kind are untouched */
+	assert_int_equal(ops->session_get(f->s, "bob-1", NOW, principal, sizeof(principal),
+	                                  &expires_at),
+	                 SO_OK);
+	assert_int_equal(ops->session_take(f->s, "link-of-alice", NOW, principal, sizeof(principal)),
+	                 SO_OK);
+}
+
+static void
 test_a_signature_is_new_once_until_its_time_is_up(void **state)
 {
 	struct fx *f = *state;
@@ -1856,6 +1887,7 @@ main(void)
 		T(test_links_are_taken_once),
 		T(test_session_delete_ends_that_session_only),
 		T(test_a_signature_is_new_once_until_its_time_is_up),
+		T(test_a_principal_keeps_only_its_newest_sessions),
 		T(test_session_put_drops_rows_whose_time_is_up),
 		T(test_session_same_hash_twice_is_refused),
 		T(test_session_principal_longer_than_the_buffer_is_cut),
