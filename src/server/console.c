@@ -410,31 +410,33 @@ h_session_get(struct conn *c, struct MHD_Connection *mc)
 	reply_json(c, 200, session_json(c->srv, c->caller, c->csrf, c->session_expires));
 }
 
-static int
-op_signed_out(so_store_t *s, struct conn *c)
-{
-	int rc = s->ops->session_delete(s, c->session_hash);
-	if (rc)
-		return rc;
-	snprintf(c->set_cookie, sizeof(c->set_cookie),
-	         SO_SESSION_COOKIE "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict%s",
-	         c->srv->tls_cert ? "; Secure" : "");
-	free(c->resp);
-	if (!(c->resp = strdup("")))
-		return SO_ENOMEM;
-	c->status = 204;
-	c->content_type = "text/plain";
-	return SO_OK;
-}
-
+/* Sign-out writes no audit event, so it goes straight to the store: it works even while
+ * state changes are refused (a damaged audit log), which is when ending sessions matters. */
 void
 h_session_delete(struct conn *c, struct MHD_Connection *mc)
 {
+	(void)mc;
 	if (!c->by_session) {
 		reply_error(c, 401, "unauthorized", "no console session to end");
 		return;
 	}
-	run_op(c, mc, op_signed_out);
+	so_store_t *s = readers_take(&c->srv->readers);
+	int rc = s->ops->session_delete(s, c->session_hash);
+	readers_give(&c->srv->readers, s);
+	if (rc) {
+		reply_store_err(c, rc);
+		return;
+	}
+	snprintf(c->set_cookie, sizeof(c->set_cookie),
+	         SO_SESSION_COOKIE "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict%s",
+	         c->srv->tls_cert ? "; Secure" : "");
+	free(c->resp);
+	if (!(c->resp = strdup(""))) {
+		reply_error(c, 500, "internal", "out of memory");
+		return;
+	}
+	c->status = 204;
+	c->content_type = "text/plain";
 }
 
 /* ---- the files ---- */
