@@ -2,13 +2,15 @@
  * Anomaly scoring in the daemon: one baseline per configured principal (src/anomaly), loaded
  * from the store on first use. A submission is scored and counted in the HTTP thread before
  * the policy runs; what is allowed or approved is learned in the writer thread inside the
- * change's transaction and saved with it. Counts alone are saved with the next change, at
- * most once a second per principal (BASELINE_SAVE_MS), so the writer does not encode a
- * baseline on every submission. Hours are judged in the policy's time zone.
+ * change's transaction. A changed baseline is saved with a later change at most once a
+ * second per principal (BASELINE_SAVE_MS), and by anomaly_flush() (the sweeper, each second,
+ * and at stop) otherwise, so the writer does not encode a baseline on every submission.
+ * Hours are judged in the policy's time zone.
  *
  * On a store several nodes share, the writer reads the baseline again before it learns or
  * counts, and saves it at once, so every node's requests count and nothing one node learned is
- * overwritten by another's older copy.
+ * overwritten by another's older copy. That costs a read, an encode and a write of the
+ * baseline per change, under the write lock every node shares.
  *
  * Owns: the baselines, indexed like the configuration's directory, under one lock. What is
  * learned but not yet saved when the daemon dies is at most the last second of it.
@@ -237,11 +239,39 @@ teach(so_server_t *srv, so_store_t *s, const so_request_t *r, int learn, int sub
 			so_baseline_learn(sl->b, &params, &f, r->created_at);
 			sl->dirty = 1;
 		}
-		/* A learned request is saved at once; a counted one can wait for the next. */
-		rc = save(bl, s, sl, r->requester, now, learn || shared);
+		/* On a shared store at once (so no node overwrites another's learning with an older
+		 * copy); else at most once a second, and anomaly_flush() saves what waits. */
+		rc = save(bl, s, sl, r->requester, now, shared);
 	}
 	pthread_mutex_unlock(&bl->lock);
 	return rc;
+}
+
+static int
+op_flush(so_store_t *s, void *arg)
+{
+	struct baselines *bl = arg;
+	int64_t now = so_clock_now_ms();
+	int rc = SO_OK;
+	pthread_mutex_lock(&bl->lock);
+	for (size_t i = 0; i < bl->dir->n && rc == SO_OK; i++)
+		if (bl->slots[i].b)
+			rc = save(bl, s, &bl->slots[i], bl->dir->items[i].id, now, 1);
+	pthread_mutex_unlock(&bl->lock);
+	return rc;
+}
+
+void
+anomaly_flush(so_server_t *srv)
+{
+	struct baselines *bl = srv->baselines;
+	int dirty = 0;
+	pthread_mutex_lock(&bl->lock);
+	for (size_t i = 0; i < bl->dir->n && !dirty; i++)
+		dirty = bl->slots[i].dirty;
+	pthread_mutex_unlock(&bl->lock);
+	if (dirty && so_writer_run(srv->writer, op_flush, bl))
+		so_warn("anomaly: could not save the learned baselines now; trying again");
 }
 
 int

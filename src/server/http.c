@@ -420,6 +420,7 @@ sweeper_main(void *arg)
 		pthread_mutex_unlock(&srv->sweep_lock);
 		if (!srv->audit_damaged) {
 			sweep_due(srv);
+			anomaly_flush(srv);
 			audit_checkpoint_maybe(srv, 0);
 			audit_archive_maybe(srv);
 		}
@@ -630,7 +631,10 @@ so_server_stop(so_server_t *srv)
 	                             (srv->events && events_count(srv->events) > 0));
 	     i++)
 		usleep(10000);
-	/* Sign what is unsigned, so a clean stop leaves the whole log under a checkpoint. */
+	/* Keep what was learned, and sign what is unsigned, so a clean stop leaves the whole log
+	 * under a checkpoint. */
+	if (srv->sweeper_started && !srv->audit_damaged)
+		anomaly_flush(srv);
 	if (srv->sweeper_started)
 		audit_checkpoint_maybe(srv, 1);
 	if (srv->mhd)

@@ -125,6 +125,8 @@ void anomaly_score_request(so_server_t *srv, so_request_t *r, int64_t now);
 int anomaly_after_submit(so_server_t *srv, so_store_t *s, const so_request_t *r);
 /** In the review's transaction, when people approved `r`: learn it. */
 int anomaly_after_approval(so_server_t *srv, so_store_t *s, const so_request_t *r);
+/** Save every baseline changed since its last save (sweeper thread; at stop). */
+void anomaly_flush(so_server_t *srv);
 void h_anomaly_show(struct conn *c, struct MHD_Connection *mc);
 void h_anomaly_score(struct conn *c, struct MHD_Connection *mc);
 
