@@ -7,10 +7,11 @@
  * and at stop) otherwise, so the writer does not encode a baseline on every submission.
  * Hours are judged in the policy's time zone.
  *
- * On a store several nodes share, the writer reads the baseline again before it learns or
- * counts, and saves it at once, so every node's requests count and nothing one node learned is
- * overwritten by another's older copy. That costs a read, an encode and a write of the
- * baseline per change, under the write lock every node shares.
+ * On a store several nodes share, the writer reads a baseline again the first time a batch
+ * uses it, counts and learns in it, and saves it at the batch's end, inside the batch's
+ * transaction (writer hooks): no other node writes in between (the write lock), so every
+ * node's requests count and nothing one node learned is overwritten by another's older copy,
+ * at one read, encode and write per principal per batch.
  *
  * Owns: the baselines, indexed like the configuration's directory, under one lock. What is
  * learned but not yet saved when the daemon dies is at most the last second of it.
@@ -25,12 +26,16 @@
 #include "server/internal.h"
 
 #define BASELINE_SAVE_MS 1000
+/* On a shared store, how old a cached baseline may be when a request is scored with it. */
+#define SHARED_REFRESH_MS 1000
 
 struct slot {
 	so_baseline_t *b; /* NULL until loaded (or none stored: a new principal) */
 	int loaded;
 	int dirty;        /* changed since last saved */
 	int64_t saved_at; /* wall-clock ms of the last save */
+	uint64_t batch;   /* shared store: the writer batch it was last read in */
+	int64_t loaded_at; /* monotonic ms it was read from the store */
 };
 
 struct baselines {
@@ -38,6 +43,8 @@ struct baselines {
 	so_anomaly_params_t params;
 	const so_directory_t *dir;
 	struct slot *slots; /* one per directory entry */
+	int shared;         /* the store is shared with other nodes (batch hooks in use) */
+	uint64_t batch;     /* shared store: the writer batch now running (from 1) */
 };
 
 struct baselines *
@@ -119,6 +126,7 @@ slot_of(struct baselines *bl, so_store_t *s, const char *id, int *rc)
 		return NULL;
 	}
 	*rc = SO_OK;
+	sl->loaded_at = so_clock_mono_ms();
 	/* Not stored yet (or unreadable): a new principal, scored as new until it has learned. */
 	if (!sl->b)
 		sl->b = so_baseline_new();
@@ -159,6 +167,12 @@ anomaly_score_request(so_server_t *srv, so_request_t *r, int64_t now)
 	s = readers_take(&srv->readers);
 	pthread_mutex_lock(&bl->lock);
 	sl = slot_of(bl, s, r->requester, &rc);
+	if (sl && bl->shared && !sl->dirty &&
+	    so_clock_mono_ms() - sl->loaded_at >= SHARED_REFRESH_MS) {
+		/* What other nodes learned meanwhile; never while a batch here holds changes. */
+		forget(bl, r->requester);
+		sl = slot_of(bl, s, r->requester, &rc);
+	}
 	so_anomaly_score(sl ? sl->b : NULL, &params, r->requester, &f, now, &res);
 	if (rc != SO_OK) {
 		/* Its baseline cannot be read now: fail closed, an allow goes to people. */
@@ -168,7 +182,7 @@ anomaly_score_request(so_server_t *srv, so_request_t *r, int64_t now)
 		         "read now (%s); treated as unusual", r->requester, so_strerror(rc));
 	}
 	/* Counted in the same breath, so two requests at once see each other in the rates. */
-	if (sl) {
+	if (sl && !bl->shared) {
 		so_baseline_note_submitted(sl->b, &params, now);
 		sl->dirty = 1;
 	}
@@ -225,26 +239,62 @@ teach(so_server_t *srv, so_store_t *s, const so_request_t *r, int learn, int sub
 
 	so_anomaly_features(r->action, r->context, &f);
 	params_at(srv, r->created_at, &params);
-	int shared = s->ops->announce != NULL;
 	pthread_mutex_lock(&bl->lock);
-	if (shared)
-		forget(bl, r->requester);
 	sl = slot_of(bl, s, r->requester, &rc);
-	if (sl && shared && submitted) {
+	if (sl && bl->shared && sl->batch != bl->batch) {
+		/* First use in this batch: read what other nodes saved (none writes until it ends). */
+		forget(bl, r->requester);
+		if ((sl = slot_of(bl, s, r->requester, &rc)))
+			sl->batch = bl->batch;
+	}
+	if (sl && bl->shared && submitted) {
+		/* counted here, not before the policy: a re-read would lose that count */
 		so_baseline_note_submitted(sl->b, &params, r->created_at);
 		sl->dirty = 1;
 	}
-	if (sl) {
-		if (learn) {
-			so_baseline_learn(sl->b, &params, &f, r->created_at);
-			sl->dirty = 1;
-		}
-		/* On a shared store at once (so no node overwrites another's learning with an older
-		 * copy); else at most once a second, and anomaly_flush() saves what waits. */
-		rc = save(bl, s, sl, r->requester, now, shared);
+	if (sl && learn) {
+		so_baseline_learn(sl->b, &params, &f, r->created_at);
+		sl->dirty = 1;
 	}
+	/* Shared: saved once at the batch's end (anomaly_before_commit). Else at most once a
+	 * second, and anomaly_flush() saves what waits. */
+	if (sl && !bl->shared)
+		rc = save(bl, s, sl, r->requester, now, 0);
 	pthread_mutex_unlock(&bl->lock);
 	return rc;
+}
+
+int
+anomaly_before_commit(so_store_t *s, void *ctx)
+{
+	struct baselines *bl = ctx;
+	int64_t now = so_clock_now_ms();
+	int rc = SO_OK;
+	pthread_mutex_lock(&bl->lock);
+	for (size_t i = 0; i < bl->dir->n && rc == SO_OK; i++)
+		if (bl->slots[i].b && bl->slots[i].batch == bl->batch)
+			rc = save(bl, s, &bl->slots[i], bl->dir->items[i].id, now, 1);
+	pthread_mutex_unlock(&bl->lock);
+	return rc;
+}
+
+void
+anomaly_batch_end(void *ctx, int committed)
+{
+	struct baselines *bl = ctx;
+	(void)committed; /* either way the next batch reads every baseline it uses again */
+	pthread_mutex_lock(&bl->lock);
+	bl->batch++;
+	pthread_mutex_unlock(&bl->lock);
+}
+
+void
+anomaly_share(struct baselines *bl)
+{
+	pthread_mutex_lock(&bl->lock);
+	bl->shared = 1;
+	bl->batch = 1;
+	pthread_mutex_unlock(&bl->lock);
 }
 
 static int
@@ -267,7 +317,8 @@ anomaly_flush(so_server_t *srv)
 	struct baselines *bl = srv->baselines;
 	int dirty = 0;
 	pthread_mutex_lock(&bl->lock);
-	for (size_t i = 0; i < bl->dir->n && !dirty; i++)
+	/* shared: each batch saved its own; what a failed batch left is read again, not saved */
+	for (size_t i = 0; i < bl->dir->n && !dirty && !bl->shared; i++)
 		dirty = bl->slots[i].dirty;
 	pthread_mutex_unlock(&bl->lock);
 	if (dirty && so_writer_run(srv->writer, op_flush, bl))

@@ -94,6 +94,14 @@ op_run_done(void *arg, int rc)
 }
 
 static int
+op_nothing(so_store_t *s, void *arg)
+{
+	(void)s;
+	(void)arg;
+	return SO_OK;
+}
+
+static int
 op_run(so_store_t *s, void *arg)
 {
 	struct conn *c = arg;
@@ -541,6 +549,11 @@ so_server_start(so_config_t *cfg, so_writer_t *writer, so_audit_key_t *key,
 	}
 	if ((rc = cluster_start(srv, &srv->cluster, err, errlen)))
 		goto fail;
+	if (srv->cluster) {
+		anomaly_share(srv->baselines);
+		so_writer_set_hooks(writer, anomaly_before_commit, anomaly_batch_end, srv->baselines);
+		srv->cluster_hooks = 1;
+	}
 	raise_fd_limit((size_t)cfg->max_connections + 256);
 
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
@@ -645,6 +658,11 @@ so_server_stop(so_server_t *srv)
 	}
 	events_free(srv->events);
 	sessions_free(srv->sessions);
+	if (srv->cluster_hooks) {
+		/* a batch that began with the hooks ends before the empty job after it runs */
+		so_writer_set_hooks(srv->writer, NULL, NULL, NULL);
+		so_writer_run(srv->writer, op_nothing, NULL);
+	}
 	baselines_free(srv->baselines);
 	readers_close(&srv->readers);
 	pthread_mutex_destroy(&srv->sweep_lock);

@@ -125,6 +125,11 @@ void anomaly_score_request(so_server_t *srv, so_request_t *r, int64_t now);
 int anomaly_after_submit(so_server_t *srv, so_store_t *s, const so_request_t *r);
 /** In the review's transaction, when people approved `r`: learn it. */
 int anomaly_after_approval(so_server_t *srv, so_store_t *s, const so_request_t *r);
+/** The store is shared with other nodes: count and learn in the writer, batch by batch,
+ * with these two as the writer's batch hooks. */
+void anomaly_share(struct baselines *bl);
+int anomaly_before_commit(so_store_t *s, void *ctx);
+void anomaly_batch_end(void *ctx, int committed);
 /** Save every baseline changed since its last save (sweeper thread; at stop). */
 void anomaly_flush(so_server_t *srv);
 void h_anomaly_show(struct conn *c, struct MHD_Connection *mc);
@@ -174,6 +179,7 @@ struct so_server {
 	struct sessions *sessions;
 	struct baselines *baselines;
 	struct cluster *cluster;     /* NULL unless the store is shared with other nodes */
+	int cluster_hooks;           /* the writer's batch hooks are anomaly's (shared store) */
 	char node[13];               /* this process's name among the nodes (random at start) */
 	struct MHD_Daemon *mhd;
 	uint16_t port;

@@ -16,6 +16,10 @@ struct so_writer {
 	size_t max_batch;
 	int stopping;
 	so_writer_observer_fn observer;
+	/* batch hooks, under `lock` (read by the writer thread once per batch) */
+	int (*before_commit)(so_store_t *s, void *ctx);
+	void (*batch_end)(void *ctx, int committed);
+	void *hook_ctx;
 };
 
 static int64_t
@@ -32,6 +36,11 @@ run_batch(so_writer_t *w, so_job_t *batch)
 	so_store_t *s = w->store;
 	size_t n = 0;
 	int64_t start = now_usec();
+	pthread_mutex_lock(&w->lock);
+	int (*before_commit)(so_store_t *, void *) = w->before_commit;
+	void (*batch_end)(void *, int) = w->batch_end;
+	void *hook_ctx = w->hook_ctx;
+	pthread_mutex_unlock(&w->lock);
 	int rc = s->ops->begin(s);
 	for (so_job_t *j = batch; j; j = j->next, n++) {
 		if (rc) {
@@ -50,6 +59,8 @@ run_batch(so_writer_t *w, so_job_t *batch)
 			j->rc = SO_ESTORE;
 		}
 	}
+	if (rc == SO_OK && before_commit && (rc = before_commit(s, hook_ctx)) != SO_OK)
+		so_error("store: the batch's closing step failed: %s", so_strerror(rc));
 	if (rc == SO_OK)
 		rc = s->ops->commit(s);
 	if (rc != SO_OK) {
@@ -59,6 +70,8 @@ run_batch(so_writer_t *w, so_job_t *batch)
 			if (j->rc == SO_OK)
 				j->rc = SO_ESTORE;
 	}
+	if (batch_end)
+		batch_end(hook_ctx, rc == SO_OK);
 	if (w->observer)
 		w->observer(now_usec() - start, n);
 	/* `done` may free the job, so read `next` first. */
@@ -196,6 +209,17 @@ so_writer_run(so_writer_t *w, int (*run)(so_store_t *s, void *arg), void *arg)
 	pthread_mutex_destroy(&sj.wait.lock);
 	pthread_cond_destroy(&sj.wait.cond);
 	return rc;
+}
+
+void
+so_writer_set_hooks(so_writer_t *w, int (*before_commit)(so_store_t *s, void *ctx),
+                    void (*batch_end)(void *ctx, int committed), void *ctx)
+{
+	pthread_mutex_lock(&w->lock);
+	w->before_commit = before_commit;
+	w->batch_end = batch_end;
+	w->hook_ctx = ctx;
+	pthread_mutex_unlock(&w->lock);
 }
 
 void

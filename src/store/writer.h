@@ -37,6 +37,14 @@ so_writer_t *so_writer_start(so_store_t *store, size_t max_batch, so_writer_obse
 int so_writer_submit(so_writer_t *w, so_job_t *job);
 /** Queue a job and wait until it has committed (or failed). Returns its result. */
 int so_writer_run(so_writer_t *w, int (*run)(so_store_t *s, void *arg), void *arg);
+/**
+ * Hooks around each batch (NULL to remove them): `before_commit` runs in the batch's
+ * transaction after its jobs, when they all could run; its failure fails the whole batch.
+ * `batch_end` runs after the commit or rollback (`committed` says which), before any `done`.
+ * Both run in the writer thread; set and clear them while nothing else uses `ctx`.
+ */
+void so_writer_set_hooks(so_writer_t *w, int (*before_commit)(so_store_t *s, void *ctx),
+                         void (*batch_end)(void *ctx, int committed), void *ctx);
 /** Finish every queued job, stop the thread and close the store. */
 void so_writer_stop(so_writer_t *w);
 

@@ -1236,3 +1236,33 @@ def test_a_slack_click_accepted_by_one_node_is_refused_as_a_replay_by_the_others
         problems.append(f"audit events of the click and its replays: "
                         f"{[(e['type'], e['data'].get('code')) for e in evs]}")
     assert not problems, "\n".join(problems)
+
+
+# --------------------------------------------------------------------------------------------
+# Anomaly baselines, shared through the store.
+
+
+def test_what_one_node_learned_is_normal_on_the_others(start_cluster):
+    """An agent's habit formed through one node is its habit on every node, and what the
+    second node then learns does not erase what the first learned (each batch reads the
+    stored baseline again under the write lock and saves it before committing)."""
+    from test_anomaly import QUICK, settle_habit, shell
+    c = start_cluster(2, policy={"default": "allow", "approvers": {"group": "sre", "count": 1}},
+                      extra=QUICK)
+    a, b = c.nodes
+    settle_habit(a.client("deploy-bot"))
+    on_b = b.client("deploy-bot").submit(shell("kubectl", "get", "pods"), intent="x")
+    assert on_b["status"] == "approved", on_b
+    assert not any("new" in r for r in on_b["anomaly"]["reasons"]), \
+        f"node b did not know the habit node a learned: {on_b['anomaly']}"
+    # b learns a second habit (approved by a person when it is flagged); a must still know both.
+    for _ in range(4):
+        r = b.client("deploy-bot").submit(shell("terraform", "plan", env="staging"), intent="y")
+        if r["status"] == "pending":
+            ok(b.client("bob").approve(r["id"]))
+    time.sleep(1.5)  # a node scores with a copy at most 1 s old (SHARED_REFRESH_MS)
+    for node in (a, b):
+        for words in (("kubectl", "get", "pods"), ("terraform", "plan")):
+            r = node.client("deploy-bot").submit(shell(*words), intent="z")
+            assert not any("first time" in x for x in r["anomaly"]["reasons"]), \
+                (node.workdir.name, words, r["anomaly"])
