@@ -264,18 +264,24 @@ teach(so_server_t *srv, so_store_t *s, const so_request_t *r, int learn, int sub
 	return rc;
 }
 
-int
-anomaly_before_commit(so_store_t *s, void *ctx)
+/* Save every changed baseline now, or (`this_batch`) those the running batch read. */
+static int
+save_changed(struct baselines *bl, so_store_t *s, int this_batch)
 {
-	struct baselines *bl = ctx;
 	int64_t now = so_clock_now_ms();
 	int rc = SO_OK;
 	pthread_mutex_lock(&bl->lock);
 	for (size_t i = 0; i < bl->dir->n && rc == SO_OK; i++)
-		if (bl->slots[i].b && bl->slots[i].batch == bl->batch)
+		if (bl->slots[i].b && (!this_batch || bl->slots[i].batch == bl->batch))
 			rc = save(bl, s, &bl->slots[i], bl->dir->items[i].id, now, 1);
 	pthread_mutex_unlock(&bl->lock);
 	return rc;
+}
+
+int
+anomaly_before_commit(so_store_t *s, void *ctx)
+{
+	return save_changed(ctx, s, 1);
 }
 
 void
@@ -300,15 +306,7 @@ anomaly_share(struct baselines *bl)
 static int
 op_flush(so_store_t *s, void *arg)
 {
-	struct baselines *bl = arg;
-	int64_t now = so_clock_now_ms();
-	int rc = SO_OK;
-	pthread_mutex_lock(&bl->lock);
-	for (size_t i = 0; i < bl->dir->n && rc == SO_OK; i++)
-		if (bl->slots[i].b)
-			rc = save(bl, s, &bl->slots[i], bl->dir->items[i].id, now, 1);
-	pthread_mutex_unlock(&bl->lock);
-	return rc;
+	return save_changed(arg, s, 0);
 }
 
 void
