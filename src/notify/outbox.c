@@ -501,8 +501,8 @@ so_notifier_start(const so_notify_config_t *cfg, const so_directory_t *dir,
 	n->cfg = cfg;
 	n->dir = dir;
 	n->writer = writer;
-	crypto_generichash(n->seal_key, sizeof(n->seal_key), (const unsigned char *)"signoff outbox seal",
-	                   19, seal_secret, 32);
+	crypto_generichash(n->seal_key, sizeof(n->seal_key),
+	                   (const unsigned char *)"signoff outbox seal", 19, seal_secret, 32);
 	pthread_mutex_init(&n->lock, NULL);
 	pthread_cond_init(&n->kick, NULL);
 	for (unsigned i = 0; i < SO_NOTIFY_WORKERS; i++) {
