@@ -21,6 +21,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/token.h"
 #include "server/assets.h"
 #include "server/internal.h"
 
@@ -71,16 +72,6 @@ random_hex(char out[65])
 	sodium_memzero(raw, sizeof(raw));
 }
 
-/* What the store keeps of a secret (a cookie, a link's code): its SHA-256 in hex. */
-static void
-hash_hex(const char *secret, char out[65])
-{
-	unsigned char hash[crypto_hash_sha256_BYTES];
-
-	crypto_hash_sha256(hash, (const unsigned char *)secret, strlen(secret));
-	sodium_bin2hex(out, 65, hash, sizeof(hash));
-}
-
 /*
  * A session's CSRF token: a hash of its cookie (BLAKE2b keyed with the cookie over a fixed
  * label): one-way, so it reveals nothing of the cookie; no node stores it, every node can
@@ -106,7 +97,7 @@ session_link_new(so_store_t *s, const so_principal_t *who, char token[65])
 	char hash[65];
 
 	random_hex(token);
-	hash_hex(token, hash);
+	so_token_hash(token, hash);
 	int rc = s->ops->session_put(s, hash, "link", who->id, now + SO_LINK_TTL_MS, now);
 	if (rc)
 		sodium_memzero(token, 65);
@@ -261,7 +252,7 @@ op_signed_in(so_store_t *s, struct conn *c)
 	int rc;
 
 	if (!strcmp(c->signin_via, "link")) {
-		hash_hex(json_string_value(json_object_get(c->in, "link")), hash);
+		so_token_hash(json_string_value(json_object_get(c->in, "link")), hash);
 		rc = s->ops->session_take(s, hash, now, who_id, sizeof(who_id));
 		if (rc && rc != SO_ENOTFOUND)
 			return rc;
@@ -277,7 +268,7 @@ op_signed_in(so_store_t *s, struct conn *c)
 	if (rc != SO_OK)
 		return rc;
 	random_hex(cookie);
-	hash_hex(cookie, hash);
+	so_token_hash(cookie, hash);
 	if ((rc = s->ops->session_put(s, hash, "session", c->caller->id, now + SESSION_TTL_MS,
 	                              now))) {
 		sodium_memzero(cookie, sizeof(cookie));
@@ -371,7 +362,7 @@ session_caller(struct conn *c, struct MHD_Connection *mc, const char *cookie)
 	const so_principal_t *who = NULL;
 	const char *sent;
 
-	hash_hex(cookie, c->session_hash);
+	so_token_hash(cookie, c->session_hash);
 	so_store_t *s = readers_take(&c->srv->readers);
 	int rc = s->ops->session_get(s, c->session_hash, so_clock_now_ms(), who_id, sizeof(who_id),
 	                             &c->session_expires);
