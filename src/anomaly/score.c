@@ -102,6 +102,14 @@ list_known(struct text *t, const char *const *names, const double *weights, size
 		so_anomaly_text_add(t, " and %zu more", more);
 }
 
+/* A signal past its threshold by `over` (> 1): `min`, plus `step` per doubling, at most `max`. */
+static double
+grown(double min, double step, double max, double over)
+{
+	double s = min + step * log2(over);
+	return s > max ? max : s;
+}
+
 static double
 verb_weight(const struct judge *j, int64_t *last, int *seen)
 {
@@ -327,9 +335,7 @@ judge_burst(struct judge *j)
 			ref = so_anomaly_window_floor[w];
 		if (k <= BURST_RATIO * ref)
 			continue;
-		double s = S_BURST_MIN + S_BURST_STEP * log2(k / (BURST_RATIO * ref));
-		if (s > S_BURST_MAX)
-			s = S_BURST_MAX;
+		double s = grown(S_BURST_MIN, S_BURST_STEP, S_BURST_MAX, k / (BURST_RATIO * ref));
 		if (s > best_s) {
 			best_s = s;
 			best = w;
@@ -429,9 +435,7 @@ judge_volume(struct judge *j)
 		double r = v / (ref > floor ? ref : floor);
 		if (r <= VOLUME_RATIO)
 			continue;
-		double s = S_VOLUME_MIN + S_VOLUME_STEP * log2(r / VOLUME_RATIO);
-		if (s > S_VOLUME_MAX)
-			s = S_VOLUME_MAX;
+		double s = grown(S_VOLUME_MIN, S_VOLUME_STEP, S_VOLUME_MAX, r / VOLUME_RATIO);
 		if (s > best_s) {
 			best_s = s;
 			best = i;
