@@ -166,12 +166,13 @@ cluster_start(so_server_t *srv, struct cluster **out, char *err, size_t errlen)
 	randombytes_buf(rnd, sizeof(rnd));
 	sodium_bin2hex(srv->node, sizeof(srv->node), rnd, sizeof(rnd));
 	*out = NULL;
+	so_store_t *reader = readers_take(&srv->readers);
+	int shared = reader->ops->listen != NULL;
+	readers_give(&srv->readers, reader);
+	if (!shared)
+		return SO_OK; /* one process owns this store: nothing to hear */
 	if ((rc = so_store_open(srv->cfg->store_url, &conn, err, errlen)))
 		return rc;
-	if (!conn->ops->listen) {
-		so_store_close(conn); /* one process owns this store: nothing to hear */
-		return SO_OK;
-	}
 	rc = SO_ENOMEM;
 	if (!(cl = calloc(1, sizeof(*cl)))) {
 		snprintf(err, errlen, "out of memory");
